@@ -1,0 +1,232 @@
+"""B-spline basis (the KAN paper's default): order-k splines on a per-feature knot grid.
+
+Each input feature ``i`` has its own knot row ``grid[i]`` of ``G + 2k + 1`` knots: ``G`` intervals on the grid
+range, extended by ``k`` knots on each side with the end spacing, so the ``K = G + k`` basis functions form a
+partition of unity on the grid range.
+
+Extrapolation rule: between the grid range and the outermost knot the basis functions decay smoothly
+(C^{k-1}) to zero; beyond the outermost knots all values are exactly zero, so a KAN edge falls back to its
+base branch ``w_b·b(x)``.  Values are never NaN, whatever the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..splines import bspline_basis, bspline_basis_derivative
+from .base import Basis, register_basis
+from .refit import least_squares_refit
+
+__all__ = ["BSpline"]
+
+
+@register_basis("bspline")
+class BSpline(Basis):
+    """B-spline basis of order ``order`` with ``grid_size`` intervals per feature.
+
+    Arguments:
+        in_features: number of input features (or None to bind later).
+        grid_size: number of grid intervals ``G >= 1``.
+        order: polynomial degree ``k >= 0`` (3 = cubic).
+        grid_range: ``(low, high)`` of the initial uniform grid.
+        grid_eps: mix used by :meth:`update_grid`: ``1`` = uniform over the data range, ``0`` = knots at
+            the data's quantiles.
+    Shape:
+        input ``(*, in)`` → output ``(*, in, G + k)``.
+    """
+
+    supports_local = True
+    supports_grid = True
+    domain = ("any real input; the functions are supported on the extended knot span and are exactly zero "
+              "beyond it (a KAN edge then keeps only its base branch)")
+
+    def __init__(self, in_features: int | None = None, *, grid_size: int = 5, order: int = 3,
+                 grid_range: tuple[float, float] = (-1.0, 1.0), grid_eps: float = 0.02,
+                 out_features: int | None = None, device=None, dtype=None) -> None:
+        if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 1:
+            raise ValueError(f"grid_size must be an integer >= 1, got {grid_size!r}")
+        if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+            raise ValueError(f"order must be an integer >= 0, got {order!r}")
+        lo, hi = (float(v) for v in grid_range)
+        if not (torch.isfinite(torch.tensor([lo, hi])).all() and hi > lo):
+            raise ValueError(f"grid_range must be finite with low < high, got {tuple(grid_range)!r}")
+        if not 0.0 <= float(grid_eps) <= 1.0:
+            raise ValueError(f"grid_eps must lie in [0, 1], got {grid_eps!r}")
+        self.grid_size = grid_size
+        self.order = order
+        self.grid_range = (lo, hi)
+        self.grid_eps = float(grid_eps)
+        super().__init__(in_features, out_features=out_features, device=device, dtype=dtype)
+
+    def _build(self, device=None, dtype=None) -> None:
+        n_knots = self.grid_size + 2 * self.order + 1
+        self.register_buffer("grid", torch.empty(self.in_features, n_knots, device=device, dtype=dtype))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.grid.copy_(self._uniform_grid(self.grid_size, self.grid_range, self.grid.dtype, self.grid.device))
+
+    def _uniform_grid(self, grid_size: int, grid_range, dtype, device) -> Tensor:
+        lo, hi = grid_range
+        h = (hi - lo) / grid_size
+        idx = torch.arange(-self.order, grid_size + self.order + 1, dtype=torch.float64, device=device)
+        row = (lo + idx * h).to(dtype)
+        return row.expand(self.in_features, -1).clone()
+
+    @property
+    def num_functions(self) -> int:
+        return self.grid_size + self.order
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, grid_size={self.grid_size}, order={self.order}, "
+                f"grid_range={self.grid_range}")
+
+    def config(self) -> dict[str, Any]:
+        return {"grid_size": self.grid_size, "order": self.order, "grid_range": list(self.grid_range),
+                "grid_eps": self.grid_eps}
+
+    # ---- evaluation ----------------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """``(*, in)`` → ``(*, in, G + k)``."""
+        self._check_input(x)
+        return bspline_basis(x, self.grid.to(x.dtype), self.order)
+
+    def derivative(self, x: Tensor, n: int = 1) -> Tensor:
+        """``n``-th derivative of the basis values, ``(*, in, G + k)``."""
+        self._check_input(x)
+        return bspline_basis_derivative(x, self.grid.to(x.dtype), self.order, n)
+
+    def local(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The ``k + 1`` possibly non-zero basis values and the index of the first.
+
+        Returns ``values (*, in, k+1)`` and ``first (*, in)`` (int64) with ``0 <= first <= K - k - 1`` such
+        that ``forward(x)[..., first + r] == values[..., r]`` and all other basis values are zero.
+        """
+        self._check_input(x)
+        k = self.order
+        grid = self.grid.to(x.dtype)  # (in, M)
+        n_fun = self.num_functions
+        # pad k+1 knots on each side with the end spacing; padded functions are discarded below
+        h_lo = (grid[:, 1] - grid[:, 0]).clamp_min(torch.finfo(x.dtype).tiny)[:, None]
+        h_hi = (grid[:, -1] - grid[:, -2]).clamp_min(torch.finfo(x.dtype).tiny)[:, None]
+        steps = torch.arange(1, k + 2, dtype=x.dtype, device=x.device)
+        padded = torch.cat([grid[:, :1] - h_lo * steps.flip(0), grid, grid[:, -1:] + h_hi * steps], dim=1)
+        flat = x.reshape(-1, self.in_features)  # (N, in)
+        # interval j with padded[j] <= x < padded[j+1]
+        j = torch.searchsorted(padded.contiguous(), flat.detach().t().contiguous(), right=True).t() - 1
+        m_pad = padded.shape[1]
+        j = j.clamp(k, m_pad - k - 2)  # (N, in)
+        t = padded[None].expand(flat.shape[0], -1, -1)  # (N, in, M_pad)
+        # de Boor's triangular scheme on the k+1 non-zero values of the padded basis
+        vals = [torch.ones_like(flat)]
+        for r in range(1, k + 1):
+            new = [None] * (r + 1)
+            saved = torch.zeros_like(flat)
+            for s in range(r):
+                t_right = torch.gather(t, 2, (j + s + 1)[..., None])[..., 0]
+                t_left = torch.gather(t, 2, (j + s + 1 - r)[..., None])[..., 0]
+                den = t_right - t_left
+                safe = torch.where(den > 0, den, torch.ones_like(den))
+                temp = torch.where(den > 0, vals[s] / safe, torch.zeros_like(flat))
+                new[s] = saved + (t_right - flat) * temp
+                saved = (flat - t_left) * temp
+            new[r] = saved
+            vals = new
+        v = torch.stack(vals, dim=-1)  # (N, in, k+1): padded functions j-k .. j
+        inside = (flat >= padded[None, :, 0]) & (flat < padded[None, :, -1])
+        v = v * inside[..., None].to(v.dtype)
+        first_pad = j - k  # index into padded functions; real function index = pad index - (k+1)
+        first = first_pad - (k + 1)
+        idx = first[..., None] + torch.arange(k + 1, device=x.device)  # (N, in, k+1) real indices
+        v = v * ((idx >= 0) & (idx < n_fun)).to(v.dtype)
+        # shift so that first lies in [0, K-k-1]; values move along with it
+        clamped = first.clamp(0, n_fun - k - 1)
+        shift = first - clamped  # positive: window moved left, negative: moved right
+        if bool((shift != 0).any()):
+            src = torch.arange(k + 1, device=x.device) - shift[..., None]  # position in v of each output slot
+            ok = (src >= 0) & (src <= k)
+            v = torch.gather(v, 2, src.clamp(0, k)) * ok.to(v.dtype)
+        return v.reshape(*x.shape, k + 1), clamped.reshape(x.shape)
+
+    # ---- grids ---------------------------------------------------------------------------------------
+    def _extend(self, interior: Tensor) -> Tensor:
+        """Interior knots ``(in, G+1)`` → full knot rows ``(in, G+2k+1)`` extended with the end spacing."""
+        k = self.order
+        if k == 0:
+            return interior
+        g = interior.shape[1] - 1
+        h = (interior[:, -1:] - interior[:, :1]) / g
+        steps = torch.arange(1, k + 1, dtype=interior.dtype, device=interior.device)
+        return torch.cat([interior[:, :1] - h * steps.flip(0), interior, interior[:, -1:] + h * steps], dim=1)
+
+    def interior_knots(self) -> Tensor:
+        """The ``G + 1`` knots on the grid range, per feature: ``(in, G + 1)``."""
+        k = self.order
+        return self.grid[:, k: self.grid.shape[1] - k]
+
+    def adaptive_grid(self, x: Tensor, grid_size: int | None = None) -> Tensor:
+        """Knot rows fitted to samples ``x`` ``(N, in)``: ``grid_eps``·uniform + (1 − ``grid_eps``)·quantiles."""
+        g = grid_size or self.grid_size
+        xs = torch.sort(x.detach().to(self.grid.dtype), dim=0).values  # (N, in)
+        n = xs.shape[0]
+        pos = torch.linspace(0, n - 1, g + 1, device=xs.device, dtype=torch.float64)
+        lo_i, hi_i = pos.floor().long(), pos.ceil().long()
+        frac = (pos - lo_i).to(xs.dtype)[:, None]
+        adaptive = (xs[lo_i] * (1 - frac) + xs[hi_i] * frac).t()  # (in, g+1)
+        lo, hi = xs[0], xs[-1]
+        width = hi - lo
+        tiny = width <= 1e-8 * (1 + lo.abs())
+        lo = torch.where(tiny, lo - 0.5, lo)
+        hi = torch.where(tiny, hi + 0.5, hi)
+        a = torch.linspace(0, 1, g + 1, device=xs.device, dtype=xs.dtype)
+        uniform = lo[:, None] + (hi - lo)[:, None] * a
+        adaptive = torch.where(tiny[:, None], uniform, adaptive)
+        interior = self.grid_eps * uniform + (1 - self.grid_eps) * adaptive
+        interior, _ = torch.sort(interior, dim=1)
+        return self._extend(interior)
+
+    def update_grid(self, x: Tensor, coef: Tensor) -> Tensor:
+        """Move the knots towards the quantiles of ``x`` ``(N, in)``; return refitted ``coef (out, in, K)``."""
+        self._check_input(x)
+        x = x.reshape(-1, self.in_features)
+        if x.shape[0] < 2:
+            raise ValueError("update_grid needs at least 2 samples")
+        if not torch.isfinite(x).all():
+            raise ValueError("update_grid got NaN or infinite samples")
+        new_grid = self.adaptive_grid(x)
+        samples = torch.cat([x.detach(), self._dense_samples(new_grid, 4 * self.num_functions)], dim=0)
+        return self._switch(new_grid, self.grid_size, coef, samples)
+
+    def refine(self, grid_size: int, coef: Tensor) -> Tensor:
+        """Grid extension to ``grid_size`` intervals over the same range (adaptive spacing preserved by
+        piecewise-linear interpolation of the current interior knots); least-squares coefficient transfer."""
+        if not isinstance(grid_size, int) or grid_size < 1:
+            raise ValueError(f"grid_size must be an integer >= 1, got {grid_size!r}")
+        old = self.interior_knots().to(torch.float64)  # (in, G+1)
+        g_old = old.shape[1] - 1
+        u = torch.linspace(0, g_old, grid_size + 1, dtype=torch.float64, device=old.device)
+        lo_i = u.floor().long().clamp(max=g_old - 1)
+        frac = u - lo_i
+        interior = old[:, lo_i] * (1 - frac) + old[:, lo_i + 1] * frac
+        new_grid = self._extend(interior).to(self.grid.dtype)
+        n = max(16 * (grid_size + self.order), 400)
+        samples = self._dense_samples(self.grid, n)
+        return self._switch(new_grid, grid_size, coef, samples)
+
+    def _dense_samples(self, grid: Tensor, n: int) -> Tensor:
+        """``n`` evenly spaced points over each feature's grid range: ``(n, in)``."""
+        k = self.order
+        lo = grid[:, k]
+        hi = grid[:, grid.shape[1] - k - 1]
+        a = torch.linspace(0, 1, n, dtype=grid.dtype, device=grid.device)[:, None]
+        return lo[None] + (hi - lo)[None] * a
+
+    def _switch(self, new_grid: Tensor, grid_size: int, coef: Tensor, samples: Tensor) -> Tensor:
+        old_values = self.forward(samples.to(self.grid.dtype))  # (N, in, K_old)
+        self.grid_size = grid_size
+        self.grid = new_grid.to(self.grid.dtype).contiguous()
+        new_values = self.forward(samples.to(self.grid.dtype))  # (N, in, K_new)
+        return least_squares_refit(old_values, coef, new_values)

@@ -1,0 +1,103 @@
+"""``kanlab fit``: train a KAN on a formula or a CSV file; write a checkpoint and a JSON summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from . import UsageError
+from .common import int_list, positive_int, width_list
+
+HELP = "fit a KAN to a formula (--formula) or a CSV file (--data --target)"
+
+
+def add_arguments(p) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--formula", metavar="EXPR", help="sympy expression, e.g. 'exp(sin(pi*x)+y**2)'")
+    src.add_argument("--data", metavar="FILE.csv", help="CSV with a header row")
+    p.add_argument("--ranges", metavar="x=-1:1,y=-1:1", help="sampling ranges for --formula (default -1:1)")
+    p.add_argument("--target", metavar="COL", help="target column of --data")
+    p.add_argument("--test", metavar="FILE.csv", help="test CSV (default: seeded 80/20 split of --data)")
+    p.add_argument("--n-train", type=positive_int, default=1000, help="points sampled for --formula")
+    p.add_argument("--n-test", type=positive_int, default=1000, help="test points sampled for --formula")
+    p.add_argument("--width", help="layer widths, e.g. 2,5,1 (default [n, 2n+1, 1])")
+    p.add_argument("--basis", default="bspline", help="basis family (see kanlab.list_bases())")
+    p.add_argument("--grids", default="3,5,10,20", help="grid-extension schedule (default 3,5,10,20)")
+    p.add_argument("--steps", type=positive_int, default=50, help="optimisation steps per grid size")
+    p.add_argument("--optimizer", default="lbfgs", help="lbfgs (default), adam or sgd")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--lamb", type=float, default=None, help="sparsity regularisation strength")
+    p.add_argument("--prune", action="store_true", help="prune small edges and nodes after training")
+    p.add_argument("--symbolic", action="store_true", help="snap edges to symbolic formulas")
+    p.add_argument("--compare-mlp", action="store_true", help="also train an equal-parameter MLP")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--out", metavar="DIR", help="checkpoint directory to write")
+    p.add_argument("--json", metavar="FILE", help="write the result summary as JSON")
+    p.add_argument("--checkpoint-every", type=positive_int, metavar="N", help="checkpoint every N steps")
+    p.add_argument("--resume", metavar="DIR", help="resume an interrupted fit from its checkpoint directory")
+
+
+def load_data(args) -> dict:
+    from ..data import load_csv_dataset, make_dataset
+
+    if args.formula:
+        if args.target or args.test:
+            raise UsageError("--target/--test go with --data, not --formula")
+        return make_dataset(args.formula, ranges=args.ranges, n_train=args.n_train, n_test=args.n_test,
+                            seed=args.seed, dtype=_dtype(args))
+    if args.data:
+        if not args.target:
+            raise UsageError("--data needs --target COL (the column to predict)")
+        if args.ranges:
+            raise UsageError("--ranges goes with --formula, not --data")
+        return load_csv_dataset(args.data, args.target, args.test, seed=args.seed, dtype=_dtype(args))
+    raise UsageError("give --formula EXPR or --data FILE.csv --target COL")
+
+
+def _dtype(args):
+    import torch
+
+    return getattr(torch, args.dtype)
+
+
+def build_job(args):
+    from ..basis import get_basis_class
+    from ..train.loop import OPTIMIZERS
+    from ..workflow import FitJob
+
+    get_basis_class(args.basis)  # clear error for unknown names
+    if args.optimizer not in OPTIMIZERS:
+        raise UsageError(f"unknown --optimizer {args.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if args.lamb is not None and not (args.lamb >= 0 and math.isfinite(args.lamb)):
+        raise UsageError(f"--lamb must be >= 0, got {args.lamb}")
+    return FitJob(width=width_list(args.width) if args.width else None, basis=args.basis,
+                  grids=int_list(args.grids, "--grids"), steps=args.steps, optimizer=args.optimizer, lr=args.lr,
+                  lamb=args.lamb if args.lamb is not None else 0.0, prune=args.prune, symbolic=args.symbolic,
+                  compare_mlp=args.compare_mlp, seed=args.seed, dtype=_dtype(args))
+
+
+def run(args, echo) -> int:
+    from ..io import save
+    from ..workflow import run_job
+
+    job = build_job(args)
+    data = load_data(args)
+    if args.resume or args.checkpoint_every:
+        raise UsageError("--checkpoint-every/--resume are not available in this build yet")
+    model, result = run_job(data, job)
+    result["names"] = data["names"]
+    if args.out:
+        save(model, Path(args.out), names=data["names"], extra={"target": data.get("target")})
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    echo(f"train RMSE {result['train_rmse']:.3e}  test RMSE {result['test_rmse']:.3e}  "
+         f"params {result['n_params']}  width {result['width']}  {result['seconds']:.1f}s")
+    if "formula" in result:
+        echo(f"formula: {result['formula']}  (formula test RMSE {result.get('formula_test_rmse', float('nan')):.3e})")
+    if "mlp_test_rmse" in result:
+        echo(f"MLP: test RMSE {result['mlp_test_rmse']:.3e}  params {result['mlp_n_params']}")
+    return 0
