@@ -5,9 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench clean browser
 
 venv: $(STAMP)
+
+# Debian's Chromium for the page tests (needs root; without it those tests skip outside CI)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: page tests will skip"; }
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +23,11 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(PY) -m kanlab demo
 
-test: venv
-	$(PY) -m pytest -q -p no:cacheprovider
+test: venv browser
+	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
 test-fast: venv
-	$(PY) -m pytest -q -x -m "not slow and not browser" -p no:cacheprovider
+	$(PY) -m pytest -q -x -n 2 -m "not slow and not browser" -p no:cacheprovider
 
 bench: venv
 	$(PY) benchmarks/speed.py
