@@ -4,9 +4,11 @@ Each input feature ``i`` has its own knot row ``grid[i]`` of ``G + 2k + 1`` knot
 range, extended by ``k`` knots on each side with the end spacing, so the ``K = G + k`` basis functions form a
 partition of unity on the grid range.
 
-Extrapolation rule: between the grid range and the outermost knot the basis functions decay smoothly
-(C^{k-1}) to zero; beyond the outermost knots all values are exactly zero, so a KAN edge falls back to its
-base branch ``w_b·b(x)``.  Values are never NaN, whatever the input.
+Extrapolation rule (``extrapolate=``): ``"clamp"`` (default) evaluates the basis at the input clamped to the
+grid range, so an edge's spline part continues as a constant beyond the range and the base branch
+``w_b·b(x)`` carries the trend — small excursions of unseen data past the training range cost little.
+``"zero"`` (the reference implementation's rule) lets the basis decay smoothly to zero over the ``k`` extended
+knots and be exactly zero beyond them.  Values are never NaN, whatever the input.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from .refit import least_squares_refit
 
 __all__ = ["BSpline"]
 
+# How the spline behaves outside the grid range [t_k, t_{M-k-1}]:
+_EXTRAPOLATION = {
+    "clamp": "the spline is held constant at its value at the nearest end of the grid range",
+    "zero": "the basis decays smoothly to zero over the k extended knots and is exactly zero beyond them",
+}
+
 
 @register_basis("bspline")
 class BSpline(Basis):
@@ -34,18 +42,20 @@ class BSpline(Basis):
         grid_range: ``(low, high)`` of the initial uniform grid.
         grid_eps: mix used by :meth:`update_grid`: ``1`` = uniform over the data range, ``0`` = knots at
             the data's quantiles.
+        extrapolate: rule outside the grid range, ``"clamp"`` (default) or ``"zero"`` (see module doc).
     Shape:
         input ``(*, in)`` → output ``(*, in, G + k)``.
     """
 
     supports_local = True
     supports_grid = True
-    domain = ("any real input; the functions are supported on the extended knot span and are exactly zero "
-              "beyond it (a KAN edge then keeps only its base branch)")
+    domain = ("any real input; outside the grid range the spline is held constant (extrapolate='clamp') or "
+              "decays to zero over the extended knots (extrapolate='zero'); never NaN")
 
     def __init__(self, in_features: int | None = None, *, grid_size: int = 5, order: int = 3,
                  grid_range: tuple[float, float] = (-1.0, 1.0), grid_eps: float = 0.02,
-                 out_features: int | None = None, device=None, dtype=None) -> None:
+                 extrapolate: str = "clamp", out_features: int | None = None, device=None,
+                 dtype=None) -> None:
         if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 1:
             raise ValueError(f"grid_size must be an integer >= 1, got {grid_size!r}")
         if not isinstance(order, int) or isinstance(order, bool) or order < 0:
@@ -59,6 +69,9 @@ class BSpline(Basis):
         self.order = order
         self.grid_range = (lo, hi)
         self.grid_eps = float(grid_eps)
+        if extrapolate not in _EXTRAPOLATION:
+            raise ValueError(f"extrapolate must be one of {sorted(_EXTRAPOLATION)}, got {extrapolate!r}")
+        self.extrapolate = extrapolate
         super().__init__(in_features, out_features=out_features, device=device, dtype=dtype)
 
     def _build(self, device=None, dtype=None) -> None:
@@ -86,18 +99,31 @@ class BSpline(Basis):
 
     def config(self) -> dict[str, Any]:
         return {"grid_size": self.grid_size, "order": self.order, "grid_range": list(self.grid_range),
-                "grid_eps": self.grid_eps}
+                "grid_eps": self.grid_eps, "extrapolate": self.extrapolate}
 
     # ---- evaluation ----------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         """``(*, in)`` → ``(*, in, G + k)``."""
         self._check_input(x)
-        return bspline_basis(x, self.grid.to(x.dtype), self.order)
+        return bspline_basis(self._extrapolated(x), self.grid.to(x.dtype), self.order)
+
+    def _extrapolated(self, x: Tensor) -> Tensor:
+        """Apply the extrapolation rule: ``"clamp"`` holds inputs at the grid range's ends."""
+        if self.extrapolate == "zero":
+            return x
+        k = self.order
+        grid = self.grid.to(x.dtype)
+        return torch.minimum(torch.maximum(x, grid[:, k]), grid[:, grid.shape[1] - k - 1])
 
     def derivative(self, x: Tensor, n: int = 1) -> Tensor:
         """``n``-th derivative of the basis values, ``(*, in, G + k)``."""
         self._check_input(x)
-        return bspline_basis_derivative(x, self.grid.to(x.dtype), self.order, n)
+        d = bspline_basis_derivative(self._extrapolated(x), self.grid.to(x.dtype), self.order, n)
+        if self.extrapolate == "clamp":
+            k = self.order
+            inside = (x >= self.grid[:, k]) & (x <= self.grid[:, self.grid.shape[1] - k - 1])
+            d = d * inside.unsqueeze(-1).to(d.dtype)
+        return d
 
     def local(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The ``k + 1`` possibly non-zero basis values and the index of the first.
@@ -106,6 +132,7 @@ class BSpline(Basis):
         that ``forward(x)[..., first + r] == values[..., r]`` and all other basis values are zero.
         """
         self._check_input(x)
+        x = self._extrapolated(x)
         k = self.order
         grid = self.grid.to(x.dtype)  # (in, M)
         n_fun = self.num_functions
@@ -117,6 +144,9 @@ class BSpline(Basis):
         flat = x.reshape(-1, self.in_features)  # (N, in)
         # interval j with padded[j] <= x < padded[j+1]
         j = torch.searchsorted(padded.contiguous(), flat.detach().t().contiguous(), right=True).t() - 1
+        # the right end of the real knot span is closed (as in forward): x == grid[:, -1] lies in the last
+        # real interval, not in the padding
+        j = torch.where(flat == grid[None, :, -1], j - 1, j)
         m_pad = padded.shape[1]
         j = j.clamp(k, m_pad - k - 2)  # (N, in)
         t = padded[None].expand(flat.shape[0], -1, -1)  # (N, in, M_pad)
@@ -201,16 +231,24 @@ class BSpline(Basis):
         return self._switch(new_grid, self.grid_size, coef, samples)
 
     def refine(self, grid_size: int, coef: Tensor) -> Tensor:
-        """Grid extension to ``grid_size`` intervals over the same range (adaptive spacing preserved by
-        piecewise-linear interpolation of the current interior knots); least-squares coefficient transfer."""
-        if not isinstance(grid_size, int) or grid_size < 1:
+        """Grid extension to ``grid_size`` intervals over the same range; returns the transferred ``coef``.
+
+        A finer grid keeps every current interior knot and splits each interval into pieces (as evenly as the
+        old knots allow, more pieces for wider intervals), so the old spline space is contained in the new
+        one and the represented functions are kept exactly on the grid range (up to rounding).  A coarser
+        grid maps the knots piecewise-linearly and transfers by least squares (approximate).
+        """
+        if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 1:
             raise ValueError(f"grid_size must be an integer >= 1, got {grid_size!r}")
         old = self.interior_knots().to(torch.float64)  # (in, G+1)
         g_old = old.shape[1] - 1
-        u = torch.linspace(0, g_old, grid_size + 1, dtype=torch.float64, device=old.device)
-        lo_i = u.floor().long().clamp(max=g_old - 1)
-        frac = u - lo_i
-        interior = old[:, lo_i] * (1 - frac) + old[:, lo_i + 1] * frac
+        if grid_size >= g_old:
+            interior = _split_intervals(old, grid_size)
+        else:
+            u = torch.linspace(0, g_old, grid_size + 1, dtype=torch.float64, device=old.device)
+            lo_i = u.floor().long().clamp(max=g_old - 1)
+            frac = u - lo_i
+            interior = old[:, lo_i] * (1 - frac) + old[:, lo_i + 1] * frac
         new_grid = self._extend(interior).to(self.grid.dtype)
         n = max(16 * (grid_size + self.order), 400)
         samples = self._dense_samples(self.grid, n)
@@ -230,3 +268,31 @@ class BSpline(Basis):
         self.grid = new_grid.to(self.grid.dtype).contiguous()
         new_values = self.forward(samples.to(self.grid.dtype))  # (N, in, K_new)
         return least_squares_refit(old_values, coef, new_values)
+
+
+def _split_intervals(knots: Tensor, grid_size: int) -> Tensor:
+    """Refine knot rows ``(F, G+1)`` to ``(F, grid_size+1)`` keeping every old knot.
+
+    Interval ``j`` of width ``w_j`` gets ``n_j >= 1`` equal pieces with ``Σ n_j = grid_size`` and ``n_j``
+    proportional to ``w_j`` (largest remainder), so uniform grids refined by an integer factor stay uniform.
+    """
+    rows = []
+    for row in knots:
+        widths = row[1:] - row[:-1]
+        g = widths.numel()
+        total = float(widths.sum())
+        share = widths / total * grid_size if total > 0 else torch.full_like(widths, grid_size / g)
+        counts = share.floor().clamp_min(1).long()
+        while int(counts.sum()) > grid_size:  # clamp_min(1) may overshoot: take back from the largest
+            counts[int(torch.argmax(counts))] -= 1
+        remainder = share - counts
+        order = torch.argsort(remainder, descending=True, stable=True)
+        missing = grid_size - int(counts.sum())
+        for idx in order[:missing].tolist():
+            counts[idx] += 1
+        pieces = [row[:1]]
+        for j in range(g):
+            frac = torch.arange(1, int(counts[j]) + 1, dtype=row.dtype, device=row.device) / int(counts[j])
+            pieces.append(row[j] + frac * widths[j])
+        rows.append(torch.cat(pieces))
+    return torch.stack(rows)

@@ -8,7 +8,7 @@ from torch import Tensor
 __all__ = ["least_squares_refit"]
 
 
-def least_squares_refit(old_values: Tensor, coef: Tensor, new_values: Tensor, ridge: float = 1e-10) -> Tensor:
+def least_squares_refit(old_values: Tensor, coef: Tensor, new_values: Tensor, ridge: float = 1e-13) -> Tensor:
     """Coefficients in a new basis that reproduce the functions of the old one on given samples.
 
     Arguments:

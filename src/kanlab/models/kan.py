@@ -31,7 +31,7 @@ def normalize_widths(widths: Sequence[int | Sequence[int]]) -> list[tuple[int, i
             raise ValueError(f"width {pos} must have at least one node and no negative counts, got {w!r}")
         out.append(pair)
     if out[0][1]:
-        raise ValueError("the input layer cannot have multiplication nodes")
+        raise ValueError("width 0 (the input layer) cannot have multiplication nodes")
     return out
 
 
