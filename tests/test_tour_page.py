@@ -80,6 +80,7 @@ def drag(page, index: int, dx: float, dy: float) -> None:
     page.mouse.up()
 
 
+@pytest.mark.browser
 def test_dragging_a_point_moves_catmull_rom_locally_and_the_natural_cubic_everywhere(page_file, tmp_path):
     with open_page(page_file, width=1280, height=960) as (page, console):
         page.wait_for_selector("body[data-ready='1']", timeout=10_000)
@@ -135,6 +136,7 @@ def test_dragging_a_point_moves_catmull_rom_locally_and_the_natural_cubic_everyw
     assert (tmp_path / "spline-tour.png").stat().st_size > 20_000
 
 
+@pytest.mark.browser
 def test_page_curves_agree_with_kanlab_splines(page_file):
     rng = np.random.default_rng(0)
     cases = []
