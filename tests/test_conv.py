@@ -295,3 +295,53 @@ def test_bad_inputs_give_clear_errors():
         conv(torch.randn(2, 3, 5, 5, dtype=torch.float64))
     with pytest.raises(TypeError, match="floating-point"):
         conv(torch.ones(2, 3, 5, 5, dtype=torch.long))
+
+
+class PerEdgeGaussian(Basis):
+    """Test-only stand-in for a per-edge family (Wav-KAN style): ``K = out_features``, a scale and a
+    translation per (output, input) pair; ``forward(x)[..., i, o] = exp(-((x_i - t[o, i]) / s[o, i])²)``."""
+
+    def _build(self, device=None, dtype=None):
+        if self.out_features is None:
+            raise ValueError("PerEdgeGaussian needs out_features at bind time")
+        self.scale = nn.Parameter(torch.empty(self.out_features, self.in_features, device=device, dtype=dtype))
+        self.shift = nn.Parameter(torch.empty(self.out_features, self.in_features, device=device, dtype=dtype))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.scale.uniform_(0.5, 1.5)
+            self.shift.uniform_(-1.0, 1.0)
+
+    @property
+    def num_functions(self):
+        return self.out_features
+
+    def forward(self, x):
+        self._check_input(x)
+        z = (x.unsqueeze(-1) - self.shift.t()) / self.scale.t()
+        return torch.exp(-z * z)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_per_edge_basis_binds_out_channels_and_matches_reference(groups):
+    """A per-edge basis (K = C_out) is bound with out_features = C_out; the expansion still depends on the
+    input only, so the fused grouped conv equals the patch-KANLinear reference, gradients included."""
+    torch.manual_seed(8)
+    conv = KANConv2d(4, 6, 3, padding=1, groups=groups, basis=PerEdgeGaussian(), dtype=torch.float64)
+    assert conv.basis.out_features == 6 and conv.coef.shape == (6, 4 // groups, 3, 3, 6)
+    randomize(conv)
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    out = conv(x)
+    torch.testing.assert_close(out, reference(conv, x, (1, 1, 1, 1)), rtol=1e-10, atol=1e-10)
+    out.square().sum().backward()
+    assert conv.basis.scale.grad is not None and conv.basis.scale.grad.abs().sum() > 0
+
+
+def test_basis_breaking_the_contract_is_rejected_by_name():
+    class Broken(PerEdgeGaussian):
+        def forward(self, x):
+            return super().forward(x).transpose(-1, -2)  # (*, out, in): not (*, in, K)
+
+    conv = KANConv2d(3, 5, 3, basis=Broken())
+    with pytest.raises(ValueError, match="basis contract"):
+        conv(torch.randn(1, 3, 4, 4))
