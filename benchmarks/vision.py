@@ -31,7 +31,7 @@ WAVELETS = ["mexican_hat", "morlet", "dog", "meyer", "shannon"]
 # per-family options for the conv models: a small grid that covers the BatchNorm-ed activations
 BASIS_OPTIONS = {
     "bspline": {"grid_size": 5, "grid_range": (-2.0, 2.0)},
-    "rbf": {"num_centers": 6, "grid_range": (-2.0, 2.0)},
+    "rbf": {"num_centers": 8, "grid_range": (-2.0, 2.0)},  # K = 8 as bspline: same params
 }
 KCONV_CHANNELS = (8, 16)
 
@@ -137,21 +137,27 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     selected = {m.strip() for m in args.models.split(",") if m.strip()} or None
+    models = builders(selected)
+    results: dict[str, list] = {name: [] for name in models}
+    for s in seeds:  # seeds outside, models inside: every model sees the same machine load
+        for name, build in models.items():
+            results[name].append(train_eval(build, s, args.epochs, args.batch_size, args.lr))
+            print(f"  seed {s} done {name}", file=sys.stderr, flush=True)
     rows = []
-    for name, build in builders(selected).items():
-        results = [train_eval(build, s, args.epochs, args.batch_size, args.lr) for s in seeds]
-        accs = [100 * r[1] for r in results]
+    for name, res in results.items():
+        accs = [100 * r[1] for r in res]
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        rows.append((name, results[0][0], statistics.mean(accs), std, statistics.mean(r[2] for r in results)))
-        print(f"  done {name}", file=sys.stderr, flush=True)
+        rows.append((name, res[0][0], statistics.mean(accs), std, statistics.mean(r[2] for r in res)))
     missing = [w for w in WAVELETS if w not in kanlab.list_bases()]
     print(f"Digits 8×8 (1437 train / 360 test, stratified), {args.epochs} epochs of Adam (lr {args.lr}, "
           f"cosine), batch {args.batch_size}, seeds {seeds}.")
     print(f"Machine: {machine()}\n")
-    print("| model | params | test accuracy % (mean ± std) | s / epoch |")
-    print("|---|---:|---:|---:|")
+    cnn_sec = next((sec for name, *_, sec in rows if name == "cnn (matched)"), None)
+    print("| model | params | test accuracy % (mean ± std) | s / epoch | time / matched CNN |")
+    print("|---|---:|---:|---:|---:|")
     for name, n, acc, std, sec in rows:
-        print(f"| {name} | {n:,} | {acc:.2f} ± {std:.2f} | {sec:.3f} |")
+        ratio = f"{sec / cnn_sec:.2f}×" if cnn_sec else "–"
+        print(f"| {name} | {n:,} | {acc:.2f} ± {std:.2f} | {sec:.3f} | {ratio} |")
     if missing:
         print(f"\nWavelet bases not registered in this build (Wav-KAN rows skipped): {', '.join(missing)}")
     return 0

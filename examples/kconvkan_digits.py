@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     options = {"bspline": {"grid_size": 5, "grid_range": (-2.0, 2.0)},
-               "rbf": {"num_centers": 6, "grid_range": (-2.0, 2.0)}}.get(args.basis, {})
+               "rbf": {"num_centers": 8, "grid_range": (-2.0, 2.0)}}.get(args.basis, {})
     x_tr, y_tr, x_te, y_te = load_digits_tensors(args.seed)
     torch.manual_seed(args.seed)
     model = KConvKAN(channels=(8, 16), basis=args.basis, **options)

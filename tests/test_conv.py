@@ -123,6 +123,21 @@ def test_fast_conv_matches_unfold_kanlinear_reference(basis, ndim, stride, paddi
     torch.testing.assert_close(conv(x), reference(conv, x, pads), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("basis", BASES)
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_same_padding_with_even_kernel_matches_reference(basis, mode):
+    """Asymmetric 'same' padding (extra pad at the end, like nn.ConvNd) on the real edge functions."""
+    torch.manual_seed(9)
+    conv = KANConv2d(3, 2, (4, 2), padding="same", dilation=(1, 3), padding_mode=mode, basis=basis,
+                     dtype=torch.float64, **small(basis))
+    randomize(conv)
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    # dim H: total 1·3 = 3 → (1, 2); dim W: total 3·1 = 3 → (1, 2); F.pad lists the last dim first
+    out = conv(x)
+    assert out.shape == (2, 2, 6, 7)
+    torch.testing.assert_close(out, reference(conv, x, (1, 2, 1, 2)), rtol=1e-10, atol=1e-10)
+
+
 def test_reference_parity_after_per_channel_grid_update():
     """Channels with different grids (after update_grid on differently scaled channels) stay aligned."""
     torch.manual_seed(1)

@@ -9,14 +9,19 @@ function, exactly as every edge of a :class:`~kanlab.layers.KANLinear` is::
 A KAN convolution is therefore ``KANLinear`` applied to every (padded) input patch, with the same
 coefficients for every patch.  It is computed without forming patches and without loops over channel pairs:
 
-1. pad the input (``padding`` / ``padding_mode`` act on the input values, as for ``nn.ConvNd``; padded
-   positions are then evaluated by the edge functions like any other value — the layer is exactly
-   "``KANLinear`` on the patches of the padded input");
-2. expand every input channel into ``K + 1`` channels: ``b(x_i)`` and the basis values ``B_k(x_i)``
+1. expand every input channel into ``K + 1`` channels: ``b(x_i)`` and the basis values ``B_k(x_i)``
    (channels moved last, ``basis(x) : (*, C_in) -> (*, C_in, K)``, moved back) — ``C_in·(K+1)`` channels;
-3. one grouped ``convNd`` of those channels with the fused weight ``[w_b | w_s·c]`` of shape
+2. one grouped ``convNd`` of those channels with the fused weight ``[w_b | w_s·c]`` of shape
    ``(C_out, C_in/groups·(K+1), *kernel)`` (``groups`` keeps its meaning, since the expanded channels of
    input channel ``i`` stay contiguous).
+
+Padding.  ``padding`` / ``padding_mode`` act on the input *values*, as for ``nn.ConvNd``, and padded positions
+are evaluated by the edge functions like any other value: the layer is exactly "``KANLinear`` on the patches
+of the padded input" (a zero-padded position contributes ``φ(0)``, not nothing).  Because the expansion is
+pointwise, it is done on the unpadded input (padding can add half the positions of a small image):
+``reflect``/``replicate``/``circular`` pad the expanded channels (padding commutes with a pointwise map);
+``zeros`` lets the convolution zero-pad and adds the input-independent contribution of the padded border,
+``conv(expand(0)·border)``, computed once per call at batch size 1.
 
 Which bases work.  Step 2 only uses the basis contract (``forward(x (*, in)) -> (*, in, K)``), so the
 expansion is a function of the input alone and never of the output channel: every registered basis works,
@@ -244,9 +249,29 @@ class _KANConvNd(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C_in, *S)`` or ``(C_in, *S)`` → ``(N, C_out, *S_out)`` (``S_out`` as for ``nn.ConvNd``)."""
         x, unbatched = self._check(x)
-        feats = self.expand(self.pad_input(x))
-        out = _CONV[self._ndim](feats, self.fused_weight(), self.bias, self.stride, 0, self.dilation, self.groups)
+        conv = _CONV[self._ndim]
+        feats = self.expand(x)  # pointwise, so padding can come after the expansion (see the module docs)
+        weight = self.fused_weight()
+        pads = self._pad
+        if not any(pads):
+            out = conv(feats, weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        elif self.padding_mode != "zeros":
+            feats = F.pad(feats, pads, mode=_PADDING_MODES[self.padding_mode])
+            out = conv(feats, weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        else:
+            if pads[0::2] == pads[1::2]:  # symmetric: let the convolution pad
+                out = conv(feats, weight, self.bias, self.stride, pads[0::2][::-1], self.dilation, self.groups)
+            else:
+                out = conv(F.pad(feats, pads), weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            out = out + self._border_term(x, weight)
         return out.squeeze(0) if unbatched else out
+
+    def _border_term(self, x: Tensor, weight: Tensor) -> Tensor:
+        """What zero-padded positions add, ``conv(expand(0)·border)``: ``(1, C_out, *S_out)``."""
+        spatial = x.shape[2:]
+        e0 = self.expand(x.new_zeros(1, self.in_channels, *(1,) * self._ndim))  # (1, C_in·(K+1), 1, ...)
+        border = 1.0 - F.pad(x.new_ones(1, 1, *spatial), self._pad)  # 1 on the padded frame
+        return _CONV[self._ndim](e0 * border, weight, None, self.stride, 0, self.dilation, self.groups)
 
     def edge_functions(self, x: Tensor) -> Tensor:
         """Every edge function on a 1-D set of points: ``x (M,)`` → ``(M, C_out, C_in/groups, *kernel)``.
