@@ -6,7 +6,7 @@ epochs and batch size for every model.  Prints a markdown table: params, test ac
 seeds, in %), seconds per training epoch (mean), with the machine noted.
 
     OMP_NUM_THREADS=1 python benchmarks/vision.py                 # everything, 3 seeds
-    python benchmarks/vision.py --models kconvkan-bspline,cnn --epochs 10 --seeds 0
+    python benchmarks/vision.py --models kconvkan-bspline,cnn-matched --epochs 10 --seeds 0
 """
 
 from __future__ import annotations
@@ -61,6 +61,19 @@ def flat_mlp(n_params: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(1), matched_mlp(64, 10, n_params, depth=2, activation="relu"))
 
 
+def matched_wavkan(basis: str, n_params: int) -> Callable[[], nn.Module]:
+    """Wav-KAN ``[64, h, 10]`` with the hidden width whose parameter count is closest to ``n_params``
+    (a per-edge wavelet has ``K = out_features``, so the count grows about as ``h²``)."""
+    best, gap = 1, float("inf")
+    for h in range(1, 257):
+        count = count_params(WavKAN([64, h, 10], basis=basis, device="meta"))
+        if abs(count - n_params) < gap:
+            best, gap = h, abs(count - n_params)
+        if count > n_params:
+            break
+    return lambda: WavKAN([64, best, 10], basis=basis)
+
+
 def builders(selected: set[str] | None) -> dict[str, Callable[[], nn.Module]]:
     n_ref = reference_params()
     out: dict[str, Callable[[], nn.Module]] = {}
@@ -70,10 +83,10 @@ def builders(selected: set[str] | None) -> dict[str, Callable[[], nn.Module]]:
                                                     **BASIS_OPTIONS["bspline"])
     for name in WAVELETS:
         if name in kanlab.list_bases():
-            out[f"wavkan-{name}"] = lambda name=name: WavKAN([64, 32, 10], basis=name)
-    out["cnn (matched)"] = lambda: matched_cnn(n_ref)
+            out[f"wavkan-{name}"] = matched_wavkan(name, n_ref)
+    out["cnn-matched"] = lambda: matched_cnn(n_ref)
     out["cnn-small"] = lambda: CNN(channels=(8, 16))
-    out["mlp (matched)"] = lambda: flat_mlp(n_ref)
+    out["mlp-matched"] = lambda: flat_mlp(n_ref)
     if selected:
         unknown = selected - set(out)
         if unknown:
@@ -152,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Digits 8×8 (1437 train / 360 test, stratified), {args.epochs} epochs of Adam (lr {args.lr}, "
           f"cosine), batch {args.batch_size}, seeds {seeds}.")
     print(f"Machine: {machine()}\n")
-    cnn_sec = next((sec for name, *_, sec in rows if name == "cnn (matched)"), None)
+    cnn_sec = next((sec for name, *_, sec in rows if name == "cnn-matched"), None)
     print("| model | params | test accuracy % (mean ± std) | s / epoch | time / matched CNN |")
     print("|---|---:|---:|---:|---:|")
     for name, n, acc, std, sec in rows:
