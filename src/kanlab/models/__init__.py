@@ -3,8 +3,10 @@
 from .factory import create_model, list_models, register_model
 from .kan import KAN
 from .mlp import MLP, matched_mlp
+from .vision import CNN, KANConvMLP, KConvKAN, WavKAN, matched_cnn
 
 register_model("kan")(KAN)
 register_model("mlp")(MLP)
 
-__all__ = ["KAN", "MLP", "matched_mlp", "create_model", "list_models", "register_model"]
+__all__ = ["KAN", "MLP", "matched_mlp", "create_model", "list_models", "register_model",
+           "KConvKAN", "KANConvMLP", "CNN", "WavKAN", "matched_cnn"]
