@@ -80,9 +80,31 @@ def test_edge_outputs_sum_to_forward():
     torch.testing.assert_close(edges.sum(-1) + layer.bias, layer(x))
 
 
-def test_far_outside_grid_clamp_rule():
-    """Default rule: the spline part is held at its value at the end of the grid range; base continues."""
+def test_linear_extrapolation_is_c1_and_finite():
+    """Default rule: each edge's spline continues along its tangent at the ends of the grid range."""
     layer = _layer()
+    x = torch.tensor([[1e6, -1e6, 1e30], [-1e300, 5.0, -7.0]], dtype=torch.float64)
+    assert torch.isfinite(layer(x)).all()
+    basis = layer.basis
+    inf = torch.tensor([[float("inf"), -float("inf"), 0.0]], dtype=torch.float64)
+    assert torch.isfinite(basis(inf)).all()
+    for end, sign in ((1.0, 1.0), (-1.0, -1.0)):
+        e = torch.full((1, 3), end, dtype=torch.float64)
+        eps = 1e-6
+        inside = basis(e - sign * eps)
+        at = basis(e)
+        outside = basis(e + sign * eps)
+        far = basis(e + sign * 0.5)
+        slope = basis.derivative(e)
+        torch.testing.assert_close((outside - at) / eps * sign, slope, atol=1e-6, rtol=1e-6)  # C1 at the end
+        torch.testing.assert_close((at - inside) / eps * sign, slope, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(far, at + sign * 0.5 * slope)  # exactly linear beyond
+        torch.testing.assert_close(far.sum(-1), torch.ones(1, 3, dtype=torch.float64))  # partition of unity
+
+
+def test_far_outside_grid_clamp_rule():
+    """Clamp rule: the spline part is held at its value at the end of the grid range; base continues."""
+    layer = _layer(extrapolate="clamp")
     x = torch.tensor([[1e6, -1e6, 1e30], [-1e300, 5.0, -7.0]], dtype=torch.float64)
     out = layer(x)
     assert torch.isfinite(out).all()
@@ -217,7 +239,7 @@ def test_basis_instance_is_bound_by_the_layer():
         KANLinear(3, 2, basis=basis)
 
 
-@pytest.mark.parametrize("rule", ["clamp", "zero"])
+@pytest.mark.parametrize("rule", ["linear", "clamp", "zero"])
 def test_local_matches_dense_for_all_orders(rule):
     for order in range(0, 6):
         b = kanlab.BSpline(3, grid_size=5, order=order, dtype=torch.float64, extrapolate=rule)

@@ -4,10 +4,11 @@ Each input feature ``i`` has its own knot row ``grid[i]`` of ``G + 2k + 1`` knot
 range, extended by ``k`` knots on each side with the end spacing, so the ``K = G + k`` basis functions form a
 partition of unity on the grid range.
 
-Extrapolation rule (``extrapolate=``): ``"clamp"`` (default) evaluates the basis at the input clamped to the
-grid range, so an edge's spline part continues as a constant beyond the range and the base branch
-``w_b·b(x)`` carries the trend — small excursions of unseen data past the training range cost little.
-``"zero"`` (the reference implementation's rule) lets the basis decay smoothly to zero over the ``k`` extended
+Extrapolation rule (``extrapolate=``): ``"linear"`` (default) continues every edge's spline along its tangent
+at the nearest end of the grid range, ``B_k(x) = B_k(e) + B_k'(e)·(x − e)`` — C¹, the partition of unity is
+kept, unseen data slightly past the training range costs O(δ²), and gradients never vanish outside the grid
+(the distance ``x − e`` is capped at 10⁶ grid widths, so even ``±inf`` inputs stay finite).  ``"clamp"``
+holds the spline constant at its end value.  ``"zero"`` (the reference implementation's rule) lets the basis decay smoothly to zero over the ``k`` extended
 knots and be exactly zero beyond them.  Values are never NaN, whatever the input.
 """
 
@@ -26,6 +27,7 @@ __all__ = ["BSpline"]
 
 # How the spline behaves outside the grid range [t_k, t_{M-k-1}]:
 _EXTRAPOLATION = {
+    "linear": "the spline continues along its tangent at the nearest end of the grid range (C1)",
     "clamp": "the spline is held constant at its value at the nearest end of the grid range",
     "zero": "the basis decays smoothly to zero over the k extended knots and is exactly zero beyond them",
 }
@@ -54,7 +56,7 @@ class BSpline(Basis):
 
     def __init__(self, in_features: int | None = None, *, grid_size: int = 5, order: int = 3,
                  grid_range: tuple[float, float] = (-1.0, 1.0), grid_eps: float = 0.02,
-                 extrapolate: str = "clamp", out_features: int | None = None, device=None,
+                 extrapolate: str = "linear", out_features: int | None = None, device=None,
                  dtype=None) -> None:
         if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 1:
             raise ValueError(f"grid_size must be an integer >= 1, got {grid_size!r}")
@@ -105,24 +107,49 @@ class BSpline(Basis):
     def forward(self, x: Tensor) -> Tensor:
         """``(*, in)`` → ``(*, in, G + k)``."""
         self._check_input(x)
-        return bspline_basis(self._extrapolated(x), self.grid.to(x.dtype), self.order)
+        values = bspline_basis(self._extrapolated(x), self.grid.to(x.dtype), self.order)
+        tangent = self._tangent_term(x)
+        if tangent is not None:
+            below, above, slopes = tangent
+            values = values + below.unsqueeze(-1) * slopes[0] + above.unsqueeze(-1) * slopes[1]
+        return values
+
+    def _range(self, dtype) -> tuple[Tensor, Tensor]:
+        """Per-feature grid range ``(low (in,), high (in,))``."""
+        k = self.order
+        grid = self.grid.to(dtype)
+        return grid[:, k], grid[:, grid.shape[1] - k - 1]
 
     def _extrapolated(self, x: Tensor) -> Tensor:
-        """Apply the extrapolation rule: ``"clamp"`` holds inputs at the grid range's ends."""
+        """Inputs at which the basis is evaluated: clamped to the grid range unless the rule is ``"zero"``."""
         if self.extrapolate == "zero":
             return x
-        k = self.order
-        grid = self.grid.to(x.dtype)
-        return torch.minimum(torch.maximum(x, grid[:, k]), grid[:, grid.shape[1] - k - 1])
+        lo, hi = self._range(x.dtype)
+        return torch.minimum(torch.maximum(x, lo), hi)
+
+    def _tangent_term(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """For ``"linear"``: ``(distance past the end (*, in), slope at low end (in, K), at high end (in, K))``."""
+        if self.extrapolate != "linear" or self.order == 0:
+            return None
+        lo, hi = self._range(x.dtype)
+        cap = 1e6 * (hi - lo)
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        below = torch.maximum(torch.minimum(x - lo, zero), -cap)
+        above = torch.minimum(torch.maximum(x - hi, zero), cap)
+        ends = torch.stack([lo, hi], dim=0)  # (2, in)
+        slopes = bspline_basis_derivative(ends, self.grid.to(x.dtype), self.order, 1)  # (2, in, K)
+        return below, above, slopes
 
     def derivative(self, x: Tensor, n: int = 1) -> Tensor:
         """``n``-th derivative of the basis values, ``(*, in, G + k)``."""
         self._check_input(x)
         d = bspline_basis_derivative(self._extrapolated(x), self.grid.to(x.dtype), self.order, n)
-        if self.extrapolate == "clamp":
-            k = self.order
-            inside = (x >= self.grid[:, k]) & (x <= self.grid[:, self.grid.shape[1] - k - 1])
-            d = d * inside.unsqueeze(-1).to(d.dtype)
+        if self.extrapolate != "zero":
+            lo, hi = self._range(x.dtype)
+            inside = (x >= lo) & (x <= hi)
+            keep = self.extrapolate == "linear" and n == 1  # the tangent's slope continues outside
+            if not keep:
+                d = d * inside.unsqueeze(-1).to(d.dtype)
         return d
 
     def local(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -132,6 +159,8 @@ class BSpline(Basis):
         that ``forward(x)[..., first + r] == values[..., r]`` and all other basis values are zero.
         """
         self._check_input(x)
+        tangent = self._tangent_term(x)
+        x_raw = x
         x = self._extrapolated(x)
         k = self.order
         grid = self.grid.to(x.dtype)  # (in, M)
@@ -179,7 +208,13 @@ class BSpline(Basis):
             src = torch.arange(k + 1, device=x.device) - shift[..., None]  # position in v of each output slot
             ok = (src >= 0) & (src <= k)
             v = torch.gather(v, 2, src.clamp(0, k)) * ok.to(v.dtype)
-        return v.reshape(*x.shape, k + 1), clamped.reshape(x.shape)
+        if tangent is not None:  # outside the range the window sits at the end: add the tangent slopes there
+            below, above, slopes = tangent
+            window = clamped[..., None] + torch.arange(k + 1, device=x.device)  # (N, in, k+1)
+            lo_s = torch.gather(slopes[0].expand(flat.shape[0], -1, -1), 2, window)
+            hi_s = torch.gather(slopes[1].expand(flat.shape[0], -1, -1), 2, window)
+            v = v + below.reshape(flat.shape)[..., None] * lo_s + above.reshape(flat.shape)[..., None] * hi_s
+        return v.reshape(*x_raw.shape, k + 1), clamped.reshape(x_raw.shape)
 
     # ---- grids ---------------------------------------------------------------------------------------
     def _extend(self, interior: Tensor) -> Tensor:
