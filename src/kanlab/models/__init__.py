@@ -1,10 +1,14 @@
 """Models: the KAN stack, MLP baselines and the variant models, all in one registry."""
 
+from .deeponet import DeepOKAN, DeepONet
 from .factory import create_model, list_models, register_model
 from .kan import KAN
 from .mlp import MLP, matched_mlp
 
 register_model("kan")(KAN)
 register_model("mlp")(MLP)
+register_model("deeponet")(DeepONet)
+register_model("deepokan")(DeepOKAN)
 
 __all__ = ["KAN", "MLP", "matched_mlp", "create_model", "list_models", "register_model"]
+__all__ += ["DeepONet", "DeepOKAN"]
