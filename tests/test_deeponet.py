@@ -60,9 +60,12 @@ def test_deepokan_accepts_every_registered_basis(basis):
 
 
 def test_gradcheck_inputs_and_parameters():
-    model = _models(torch.float64)[0]
-    _randomise_normalisation(model)
-    u = torch.randn(2, M, dtype=torch.float64, requires_grad=True)
+    with seeded(0):
+        model = DeepOKAN([3, 2, 2], [D, 2, 2], num_centers=3, dtype=torch.float64)
+    model.fit_normalization(torch.randn(8, 3, dtype=torch.float64), torch.rand(5, D, dtype=torch.float64))
+    with torch.no_grad():
+        model.b0.fill_(0.2)
+    u = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     y = torch.rand(2, 3, D, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: model(a, b), (u, y))
     names = [n for n, _ in model.named_parameters()]
@@ -163,4 +166,17 @@ def test_example_and_benchmark_scripts_run(tmp_path, capsys):
     bench = runpy.run_path(str(root / "benchmarks" / "operator_learning.py"), run_name="bench")
     assert bench["main"](["--quick", "--steps", "3", "--problems", "sine_wave"]) == 0
     table = capsys.readouterr().out
-    assert "| sine_wave | DeepOKAN (rbf) |" in table and "| sine_wave | DeepONet (tanh MLP) |" in table
+    assert "| sine_wave | DeepOKAN (rbf) |" in table and "| sine_wave | DeepONet (MLP, silu) |" in table
+
+
+@pytest.mark.parametrize("idx", [0, 1], ids=["deepokan", "deeponet"])
+def test_reset_parameters_reinitialises_weights_but_keeps_normalisation(idx):
+    model = _models()[idx]
+    _randomise_normalisation(model)
+    u, y = torch.randn(3, M), torch.rand(4, D)
+    before = model(u, y).detach().clone()
+    shift = model.branch_shift.clone()
+    model.reset_parameters()
+    assert model.b0.item() == 0.0
+    torch.testing.assert_close(model.branch_shift, shift)
+    assert not torch.allclose(model(u, y), before)

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .loop import TrainingDivergedError
+
 __all__ = ["fit_operator", "evaluate_operator", "OperatorHistory"]
 
 
@@ -107,8 +109,6 @@ def fit_operator(model: nn.Module, data: dict[str, Any], *, steps: int = 2000, l
         sched.step()
         value = float(loss.detach())
         if not math.isfinite(value):
-            from .loop import TrainingDivergedError
-
             raise TrainingDivergedError(f"the operator training loss became non-finite at step {step}; "
                                         f"lower the learning rate")
         history.train_mse.append(value)
