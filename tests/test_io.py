@@ -208,3 +208,28 @@ def test_damaged_checkpoints_are_rejected(tmp_path, damage, message):
     with pytest.raises(CheckpointError, match=message):
         load(tmp_path)
         load_train_state(tmp_path)
+
+
+def test_cli_checkpoint_and_resume_flags(tmp_path):
+    from kanlab.cli import main
+
+    args = ["fit", "--formula", "x*y", "--n-train", "40", "--n-test", "10", "--width", "2,2,1", "--grids", "3",
+            "--steps", "2"]
+    assert main([*args, "--checkpoint-every", "1"]) == 2  # needs --out
+    assert main([*args, "--resume", str(tmp_path)]) == 2  # nothing to resume from
+    assert main([*args, "--checkpoint-every", "1", "--out", str(tmp_path / "run")]) == 0
+    state = load_train_state(tmp_path / "run")
+    assert state["step"] == 2 and len(state["history"]["train_loss"]) == 2
+    assert main([*args, "--resume", str(tmp_path / "run"), "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["history"]["step"] == [0, 1]
+
+
+def test_checkpoint_is_not_written_while_an_exception_unwinds(tmp_path):
+    class Boom(kanlab.train.Callback):
+        def on_step_end(self, state):
+            if state.step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kanlab.fit(_new_kan(), _data(), steps=5, callbacks=[Checkpoint(tmp_path, every=2), Boom()])
+    assert load_train_state(tmp_path)["step"] == 2

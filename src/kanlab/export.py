@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -51,14 +52,17 @@ def _check_example(example: Tensor) -> None:
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Silence the ONNX exporter's informational logging (library code never prints)."""
+    """Silence the exporters' informational logging and torch-internal deprecation noise (library code never
+    prints)."""
     names = ["torch.onnx", "torch.onnx._internal.exporter._registration", "torch.export", "torch._export"]
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            yield
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)

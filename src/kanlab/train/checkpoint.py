@@ -13,6 +13,7 @@ For a DataLoader the step counters, optimizer and history are restored but the l
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,9 @@ class Checkpoint(Callback):
         names: input column names stored with the model.
         extra: further JSON-safe ``config.json`` entries.
 
-    Only the main process writes (rank 0 under :mod:`torch.distributed`).
+    Only the main process writes (rank 0 under :mod:`torch.distributed`).  When training ends with an exception
+    (divergence, Ctrl-C) no final checkpoint is written, since the model may be mid-step; the last periodic
+    one stays valid.
     """
 
     def __init__(self, directory: str | os.PathLike, every: int | None = None, *, names: list[str] | None = None,
@@ -80,5 +83,7 @@ class Checkpoint(Callback):
             self._write(state)
 
     def on_train_end(self, state: TrainState) -> None:
+        if sys.exc_info()[0] is not None:
+            return  # training is unwinding from an exception, possibly mid-step: keep the last periodic checkpoint
         if not self.saved_steps or self.saved_steps[-1] != state.step:
             self._write(state)
