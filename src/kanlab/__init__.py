@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from . import basis, splines
 from .basis import Basis, BSpline, create_basis, list_bases, register_basis
 from .data import make_dataset
+from .io import load, save
 from .layers import KANLinear
 from .models import KAN, MLP, create_model, list_models, matched_mlp
 from .train import EarlyStopping, History, TrainingDivergedError, fit
@@ -39,4 +40,14 @@ __all__ = [
     "EarlyStopping",
     "TrainingDivergedError",
     "make_dataset",
+    "save",
+    "load",
+    "report",
 ]
+
+
+def report(model, path, **kwargs):
+    """Write a self-contained HTML report of ``model`` to ``path`` (see :func:`kanlab.interpret.report.report`)."""
+    from .interpret.report import report as _report
+
+    return _report(model, path, **kwargs)

@@ -66,8 +66,11 @@ def _prepare(data: dict, dtype: torch.dtype) -> dict:
     return out
 
 
-def run_job(data: dict, job: FitJob) -> tuple[nn.Module, dict[str, Any]]:
+def run_job(data: dict, job: FitJob, *, model: nn.Module | None = None,
+            resume: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Run a fit job on a data dict (``make_dataset`` / ``load_csv_dataset`` format).
+
+    ``model`` (loaded from a checkpoint) and ``resume`` (its training state) continue an interrupted job.
 
     Returns ``(model, result)`` where ``result`` holds ``train_rmse``, ``test_rmse``, ``n_params``, ``seconds``,
     ``width``, ``staircase`` (per grid size), and, as requested, the symbolic and MLP entries.
@@ -88,17 +91,19 @@ def run_job(data: dict, job: FitJob) -> tuple[nn.Module, dict[str, Any]]:
         lo = float(data["train_input"].min())
         hi = float(data["train_input"].max())
         kwargs.setdefault("grid_range", (lo, hi) if hi > lo else (lo - 1, hi + 1))
-    with seeded(job.seed):
-        model = KAN(width, basis=job.basis, dtype=job.dtype, **kwargs)
+    if model is None:
+        with seeded(job.seed):
+            model = KAN(width, basis=job.basis, dtype=job.dtype, **kwargs)
     start = time.perf_counter()
     uses_grid = model.layers[0].basis.supports_grid
     history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
                   grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
-                  callbacks=job.callbacks)
+                  callbacks=job.callbacks, resume=resume)
     result: dict[str, Any] = {
         "staircase": [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"], "test_rmse": r["test_loss"]}
                       for r in history.stage_end()],
     }
+    result["history"] = {k: list(history[k]) for k in ("step", "stage", "grid_size", "train_loss", "test_loss")}
     if job.prune or job.symbolic:
         model, extra = _interpret(model, data, job)
         result.update(extra)

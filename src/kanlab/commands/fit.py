@@ -80,18 +80,54 @@ def build_job(args):
                   compare_mlp=args.compare_mlp, seed=args.seed, dtype=_dtype(args))
 
 
+def _resume_and_checkpoint(args, job, data) -> tuple:
+    """The model and training state to resume from (``--resume``), and the checkpoint callback."""
+    from ..io import load, load_train_state, train_state_exists
+    from ..train.checkpoint import Checkpoint
+
+    model = resume = None
+    out = args.out or args.resume
+    if args.checkpoint_every and not out:
+        raise UsageError("--checkpoint-every needs --out DIR (where the checkpoints go)")
+    if args.resume:
+        if not train_state_exists(args.resume):
+            raise UsageError(f"--resume {args.resume}: no train_state.pt there (was it written with "
+                             f"--checkpoint-every?)")
+        model = load(args.resume)
+        if model.names is not None and list(model.names) != list(data["names"]):
+            raise UsageError(f"--resume {args.resume}: the checkpoint's columns {model.names} differ from the "
+                             f"data's {data['names']}")
+        model.train()
+        resume = load_train_state(args.resume)
+    if args.checkpoint_every or args.resume:
+        job.callbacks = list(job.callbacks) + [Checkpoint(out, every=args.checkpoint_every, names=data["names"],
+                                                          extra={"target": data.get("target")})]
+    return model, resume, out
+
+
 def run(args, echo) -> int:
-    from ..io import save
+    from ..io import TRAIN_STATE_NAME, save
+    from ..train import distributed
     from ..workflow import run_job
 
     job = build_job(args)
     data = load_data(args)
-    if args.resume or args.checkpoint_every:
-        raise UsageError("--checkpoint-every/--resume are not available in this build yet")
-    model, result = run_job(data, job)
-    result["names"] = data["names"]
-    if args.out:
-        save(model, Path(args.out), names=data["names"], extra={"target": data.get("target")})
+    multi = distributed.init_from_env()  # under torchrun: data-parallel over all ranks
+    try:
+        model, resume, out = _resume_and_checkpoint(args, job, data)
+        model, result = run_job(data, job, model=model, resume=resume)
+        result["names"] = data["names"]
+        result["world_size"] = distributed.world_size()
+        if not distributed.is_main_process():
+            return 0  # only rank 0 writes files and reports
+    finally:
+        if multi:
+            distributed.cleanup()
+    if out:
+        save(model, Path(out), names=data["names"], extra={"target": data.get("target")})
+        if (args.prune or args.symbolic) and (Path(out) / TRAIN_STATE_NAME).exists():
+            (Path(out) / TRAIN_STATE_NAME).unlink()  # the saved model is no longer the one being trained
+        (Path(out) / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     echo(f"train RMSE {result['train_rmse']:.3e}  test RMSE {result['test_rmse']:.3e}  "

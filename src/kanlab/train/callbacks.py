@@ -57,6 +57,8 @@ class TrainState:
     train_loss: float = math.nan
     test_loss: float = math.nan
     stop: bool = False
+    generator: Any = None  # the fit's batch-order torch.Generator (saved by checkpoints for exact resumes)
+    optimizer_name: str = ""
 
 
 class Callback:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .callbacks import Callback, History, ProgressBar, TrainState
+from .distributed import parallel_context
 from .regularization import sparsity_penalty
 
 __all__ = ["fit", "TrainingDivergedError", "OPTIMIZERS"]
@@ -91,7 +92,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
         lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0, update_grid_every: int | None = 5,
         stop_grid_update_step: int = 50, grids: Sequence[int] | None = None, test_data: Iterable | None = None,
         loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None, callbacks: Sequence[Callback] = (),
-        seed: int | None = None, progress: bool | None = None) -> History:
+        seed: int | None = None, progress: bool | None = None, resume: Mapping[str, Any] | None = None,
+        distributed: bool | None = None) -> History:
     """Train ``model`` in place and return its :class:`History`.
 
     Arguments:
@@ -112,6 +114,12 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
         callbacks: :class:`~kanlab.train.callbacks.Callback` objects.
         seed: seeds the local generator used for mini-batch order (global RNGs are untouched).
         progress: force the progress bar on/off (default: on only when stderr is a terminal).
+        resume: a training state from :func:`kanlab.io.load_train_state` (saved by
+            :class:`~kanlab.train.checkpoint.Checkpoint`); training continues where it stopped — stage, step,
+            optimizer, batch-order generator and history — and, with the same arguments and dict data, ends
+            bit-identical to an uninterrupted run.  Load the model from the same checkpoint first.
+        distributed: data-parallel DDP over the initialised process group (default: when one with more than
+            one rank exists); see :mod:`kanlab.train.distributed`.
     """
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
@@ -129,6 +137,9 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             raise ValueError(f"grids must be a non-empty list of integers >= 1, got {grids!r}")
     dtype, device = _model_dtype_device(model)
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+    par = parallel_context(distributed)
+    if par.active and gen is None:
+        gen = torch.Generator().manual_seed(0)  # every rank must draw the same global batches
     mse = loss_fn is None
     loss_fn = loss_fn or (lambda p, t: torch.mean((p - t) ** 2))
 
@@ -145,8 +156,9 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             x_te, y_te = _as_tensor_pair(data["test_input"], data["test_label"], "test", dtype, device)
             _check_io(model, x_te, y_te, "test")
         loader = None
+        par.check_same_data(x_tr, y_tr)
     elif hasattr(data, "__iter__"):
-        loader = data
+        loader = par.loader(data, seed or 0)
         x_tr = y_tr = None
         has_test = test_data is not None
     else:
@@ -173,57 +185,72 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 xb, yb = _as_tensor_pair(xb, yb, "test", dtype, device)
                 total += float(loss_fn(model(xb), yb)) * len(xb)
                 count += len(xb)
-            return report(torch.tensor(total / max(count, 1)))
+            return report(torch.tensor(par.global_mean(total / max(count, 1), count)))
 
     stream = _batches(loader) if loader is not None else None
 
     def next_batch() -> tuple[Tensor, Tensor]:
         if loader is not None:
             xb, yb = next(stream)
-            return _as_tensor_pair(xb, yb, "train", dtype, device)
+            xb, yb = _as_tensor_pair(xb, yb, "train", dtype, device)
+            par.set_local_size(len(xb))
+            return xb, yb
         if batch_size is None or batch_size >= len(x_tr):
-            return x_tr, y_tr
+            return par.shard(x_tr, y_tr)
         idx = torch.randint(0, len(x_tr), (batch_size,), generator=gen).to(device)
-        return x_tr[idx], y_tr[idx]
+        return par.shard(x_tr[idx], y_tr[idx])
 
     def grid_samples() -> Tensor:
         if loader is None:
-            return x_tr
-        return torch.cat([next_batch()[0] for _ in range(max(1, 1024 // 64))])[:4096]
+            return x_tr  # every rank holds the global data set: global statistics by construction
+        return par.gather(torch.cat([next_batch()[0] for _ in range(max(1, 1024 // 64))])[:4096])
 
     stages = grids if grids is not None else [None]
     history = History()
     cbs: list[Callback] = list(callbacks)
     if not any(isinstance(c, ProgressBar) for c in cbs):
-        cbs.insert(0, ProgressBar(progress))
+        cbs.insert(0, ProgressBar(progress if par.is_main else False))
     state = TrainState(model=model, optimizer=None, history=history, total_steps=steps * len(stages))
+    state.generator, state.optimizer_name = gen, optimizer
+    start_stage, start_step = 0, 0
+    if resume is not None:
+        start_stage, start_step = _restore(resume, state, gen, optimizer, len(stages))
     start = time.perf_counter()
     model.train()
     for cb in cbs:
         cb.on_train_begin(state)
     try:
         for stage, grid_size in enumerate(stages):
+            if stage < start_stage:
+                continue
             if grid_size is not None and grid_size != getattr(model, "grid_size", None):
                 model.refine(grid_size)
+                par.sync(model)
             params = [p for p in model.parameters() if p.requires_grad]
             opt = OPTIMIZERS[optimizer](params, lr)
-            state.optimizer, state.stage, state.stage_step = opt, stage, 0
+            first = start_step if stage == start_stage else 0
+            if first and resume is not None and resume.get("optimizer") is not None:
+                opt.load_state_dict(resume["optimizer"])
+            net = par.wrap(model)
+            state.optimizer, state.stage, state.stage_step = opt, stage, first
             for cb in cbs:
                 cb.on_stage_begin(state)
             last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            for s in range(steps):
+            for s in range(first, steps):
                 if (is_grid_model and update_grid_every and s % update_grid_every == 0
                         and s < stop_grid_update_step):
                     model.update_grid(grid_samples())
+                    par.sync(model)
                     params = [p for p in model.parameters() if p.requires_grad]
                     opt = OPTIMIZERS[optimizer](params, lr)  # stale curvature/moments after a grid move
+                    net = par.wrap(model)
                     state.optimizer = opt
                 xb, yb = next_batch()
                 reg_value = [torch.zeros(())]
 
                 def closure() -> Tensor:
                     opt.zero_grad(set_to_none=True)
-                    pred = model(xb)
+                    pred = net(xb)
                     if pred.shape != yb.shape:
                         raise ValueError(f"model output shape {tuple(pred.shape)} does not match label "
                                          f"shape {tuple(yb.shape)}")
@@ -234,8 +261,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                                                lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff)
                         reg_value[0] = reg.detach()
                         total = loss + lamb * reg
-                    total.backward()
-                    return total
+                    (total * par.weight()).backward()
+                    return par.global_loss(total)
 
                 if optimizer == "lbfgs":
                     total = opt.step(closure)
@@ -250,7 +277,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                     )
                 with torch.no_grad():
                     train_rep = report(loss_fn(model(x_tr), y_tr)) if loader is None else report(
-                        loss_fn(model(xb), yb))
+                        torch.tensor(par.global_mean(float(loss_fn(model(xb), yb)), len(xb))))
                 if not math.isfinite(train_rep):
                     model.load_state_dict(last_good)
                     raise TrainingDivergedError(
@@ -269,6 +296,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 state.stage_step += 1
                 for cb in cbs:
                     cb.on_step_end(state)
+                state.stop = par.any(state.stop)
                 if state.stop:
                     break
             for cb in cbs:
@@ -283,3 +311,26 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             cb.on_train_end(state)
     model.eval()
     return history
+
+
+def _restore(resume: Mapping[str, Any], state: TrainState, gen: torch.Generator | None, optimizer: str,
+             n_stages: int) -> tuple[int, int]:
+    """Put a saved training state (see :mod:`kanlab.train.checkpoint`) back; returns (stage, stage step)."""
+    try:
+        stage, stage_step, step = int(resume["stage"]), int(resume["stage_step"]), int(resume["step"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("resume must be a training state from kanlab.io.load_train_state "
+                         "(stage, stage_step and step are missing)") from None
+    if resume.get("optimizer_name", optimizer) != optimizer:
+        raise ValueError(f"cannot resume: the checkpoint was trained with optimizer "
+                         f"{resume['optimizer_name']!r}, not {optimizer!r}")
+    if not 0 <= stage < max(n_stages, 1):
+        raise ValueError(f"cannot resume: the checkpoint is at grid stage {stage} but this fit has "
+                         f"{n_stages} stage(s); pass the same grids as the interrupted run")
+    if gen is not None and resume.get("generator") is not None:
+        gen.set_state(resume["generator"])
+    for key, values in (resume.get("history") or {}).items():
+        if hasattr(state.history, key):
+            setattr(state.history, key, list(values) if isinstance(values, (list, tuple)) else values)
+    state.step, state.stage, state.stage_step = step, stage, stage_step
+    return stage, stage_step

@@ -1,0 +1,1 @@
+"""Interpretability: attribution, pruning, symbolic formulas, plots and the HTML report."""
