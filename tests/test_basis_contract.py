@@ -44,8 +44,9 @@ def perturb(basis: Basis, seed: int = 1) -> None:
         for p in basis.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     if basis.supports_grid:
-        samples = torch.randn(200, IN, generator=g).to(next(iter(tensors(basis).values())).dtype) * 0.6
-        basis.update_grid(samples, torch.zeros(OUT, IN, basis.num_functions, dtype=samples.dtype))
+        n_in = basis.in_features
+        samples = torch.randn(200, n_in, generator=g).to(next(iter(tensors(basis).values())).dtype) * 0.6
+        basis.update_grid(samples, torch.zeros(1, n_in, basis.num_functions, dtype=samples.dtype))
 
 
 def test_every_required_family_is_registered():
@@ -139,6 +140,36 @@ def test_state_dict_and_config_round_trip(name):
     copy = KANLinear(IN, OUT, basis=create_basis(name, **json.loads(json.dumps(layer.basis.config()))))
     copy.load_state_dict(layer.state_dict())
     torch.testing.assert_close(copy(x), layer(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_round_trip_of_a_kan(name, tmp_path):
+    from kanlab import KAN
+    from kanlab.io import load, save
+
+    model = KAN([2, 3, 1], basis=name)
+    for layer in model.layers:
+        perturb(layer.basis)
+    save(model, tmp_path / "ckpt")
+    again = load(tmp_path / "ckpt")
+    x = torch.rand(9, 2) * 2 - 1
+    torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda(name):
+    layer = KANLinear(IN, OUT, basis=name, device="cuda")
+    x = (10 * torch.randn(64, IN, device="cuda")).requires_grad_(True)
+    out = layer(x)
+    out.sum().backward()
+    assert out.device.type == "cuda" and torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    cpu = KANLinear(IN, OUT, basis=create_basis(name, **layer.basis.config()))
+    cpu.load_state_dict({k: v.cpu() for k, v in layer.state_dict().items()})
+    torch.testing.assert_close(out.detach().cpu(), cpu(x.detach().cpu()), rtol=1e-4, atol=1e-4)
+    if layer.basis.supports_local:
+        values, first = layer.basis.local(x.detach())
+        assert values.device.type == "cuda" and first.device.type == "cuda"
 
 
 @pytest.mark.parametrize("name", NAMES)

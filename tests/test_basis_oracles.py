@@ -149,10 +149,17 @@ def test_gram_polynomials_are_orthogonal_on_their_points(m):
     gram = (p.t() @ p).numpy()
     off = gram - np.diag(np.diag(gram))
     assert np.abs(off).max() < 1e-12 * np.abs(gram).max()
-    # monic: leading coefficient 1 (fit the polynomial of the highest degree exactly)
+    # leading coefficient of Legendre's P_n, (2n)!/(2^n n!^2) (fit the polynomial of the highest degree exactly)
     xs = torch.linspace(-0.9, 0.9, 40, dtype=F64)[:, None]
-    lead = np.polynomial.polynomial.polyfit(xs[:, 0].numpy(), basis(xs)[:, 0, degree].detach().numpy(), degree)[-1]
-    assert abs(lead - 1) < 1e-8
+    top = basis(xs)[:, 0, degree].detach().numpy()
+    lead = np.polynomial.polynomial.polyfit(xs[:, 0].numpy(), top, degree)[-1]
+    assert abs(lead - math.comb(2 * degree, degree) / 2 ** degree) < 1e-8
+
+
+def test_gram_with_continuum_beta_is_legendre():
+    basis = bound("gram", degree=6, num_points=10 ** 9)  # m → ∞: β_n → n²/(4n² − 1)
+    x = grid_points(-2, 2, 41)
+    np.testing.assert_allclose(basis(x).detach().numpy(), npleg.legvander(np.tanh(x.numpy()), 6), atol=1e-6)
 
 
 def test_gram_beta_is_learnable_per_input():
@@ -163,13 +170,12 @@ def test_gram_beta_is_learnable_per_input():
     assert basis.beta.grad[1].abs().sum() > 0 and basis.beta.grad[0].abs().sum() == 0
 
 
-def test_bernstein_matches_closed_form_and_is_flat_outside():
+def test_bernstein_matches_scipy_bpoly_and_is_flat_outside():
     lo, hi, d = -2.0, 3.0, 6
     x = grid_points(-4, 5, 91)
     values = bound("bernstein", degree=d, grid_range=(lo, hi))(x).numpy()
-    s = np.clip((x.numpy() - lo) / (hi - lo), 0, 1)[..., None]
-    nu = np.arange(d + 1)
-    ref = np.array([math.comb(d, v) for v in nu]) * s ** nu * (1 - s) ** (d - nu)
+    bpoly = scipy_interpolate.BPoly(np.eye(d + 1)[:, None, :], [lo, hi])  # Bernstein basis on [lo, hi]
+    ref = bpoly(np.clip(x.numpy(), lo, hi))
     np.testing.assert_allclose(values, ref, atol=1e-12)
     np.testing.assert_allclose(values.sum(-1), 1.0, atol=1e-12)
 

@@ -2,12 +2,14 @@
 ``s = (x − low)/(high − low)`` clamped to ``[0, 1]``.
 
 They are non-negative and sum to one, so ``Σ_ν c_ν b_{ν,d}`` is the Bézier curve with control values ``c``
-(see :func:`kanlab.splines.bezier`).  Evaluated by de Casteljau-style convex updates (stable, no binomials).
+(see :func:`kanlab.splines.bezier`).  Evaluated as products of repeated multiplications (no ``pow``, whose
+gradient is NaN at ``0**0``), times the binomial coefficients.
 Outside the range the values are constant (those of the nearest end): the edge function continues flat.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -55,9 +57,11 @@ class Bernstein(Basis):
         """``(*, in)`` → ``(*, in, d + 1)``."""
         self._check_input(x)
         lo, hi = self.grid_range
-        s = ((x - lo) / (hi - lo)).clamp(0.0, 1.0).unsqueeze(-1)
-        b = torch.ones_like(s)  # degree 0
+        s = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+        up, down = [torch.ones_like(s)], [torch.ones_like(s)]
         for _ in range(self.degree):
-            zero = torch.zeros_like(s)
-            b = torch.cat([b, zero], -1) * (1 - s) + torch.cat([zero, b], -1) * s
-        return b
+            up.append(up[-1] * s)  # s^ν
+            down.append(down[-1] * (1 - s))  # (1 - s)^ν
+        binom = torch.tensor([math.comb(self.degree, v) for v in range(self.degree + 1)], dtype=x.dtype,
+                             device=x.device)
+        return torch.stack(up, -1) * torch.stack(down[::-1], -1) * binom

@@ -9,10 +9,16 @@ The Gram (discrete Chebyshev) polynomials are orthogonal on ``m`` equally spaced
 (``m → ∞`` gives the monic Legendre polynomials, ``β_n = n²/(4n² − 1)``).  Here the ``β_n`` are learnable,
 one set per input feature — a Parameter ``beta (in, degree − 1)`` initialised with the Gram values — so each
 input learns its own orthogonal family.  Inputs are squashed into ``[−1, 1]`` first (``tanh`` by default).
+
+Monic polynomials shrink like ``2^−n`` on ``[−1, 1]``, which makes the high-degree coefficients badly scaled
+for the optimiser, so the basis returns ``q_n = λ_n·p_n`` with the fixed Legendre leading coefficients
+``λ_n = (2n)!/(2^n·n!²)``: values are O(1), and with the continuum ``β`` the ``q_n`` are exactly Legendre's
+``P_n``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -27,7 +33,7 @@ __all__ = ["Gram"]
 
 @register_basis("gram")
 class Gram(PolynomialBasis):
-    """Monic Gram polynomials ``p_0 … p_degree`` of the squashed input with learnable ``β``.
+    """Gram polynomials ``λ_n·p_n`` (``n = 0 … degree``) of the squashed input with learnable ``β``.
 
     Arguments:
         in_features: number of input features (or None to bind later).
@@ -77,4 +83,9 @@ class Gram(PolynomialBasis):
             out.append(t)
         for n in range(1, self.degree):
             out.append(t * out[-1] - beta[:, n - 1] * out[-2])
-        return torch.stack(out, dim=-1)
+        return torch.stack(out, dim=-1) * self.leading_scale(t.dtype, t.device)
+
+    def leading_scale(self, dtype=None, device=None) -> Tensor:
+        """``λ_n = (2n)!/(2^n·n!²)`` for ``n = 0 … degree``: ``(degree + 1,)``."""
+        lam = [math.comb(2 * n, n) / 2 ** n for n in range(self.degree + 1)]
+        return torch.tensor(lam, dtype=dtype, device=device)
