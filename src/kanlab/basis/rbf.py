@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Basis, register_basis
+from .checks import check_float, check_int, check_range
 
 __all__ = ["RBF"]
 
@@ -36,17 +37,10 @@ class RBF(Basis):
     def __init__(self, in_features: int | None = None, *, num_centers: int = 8,
                  grid_range: tuple[float, float] = (-1.0, 1.0), learnable_centers: bool = False,
                  width_scale: float = 1.0, out_features: int | None = None, device=None, dtype=None) -> None:
-        if not isinstance(num_centers, int) or isinstance(num_centers, bool) or num_centers < 1:
-            raise ValueError(f"num_centers must be an integer >= 1, got {num_centers!r}")
-        lo, hi = (float(v) for v in grid_range)
-        if not hi > lo:
-            raise ValueError(f"grid_range must satisfy low < high, got {tuple(grid_range)!r}")
-        if not width_scale > 0:
-            raise ValueError(f"width_scale must be > 0, got {width_scale!r}")
-        self.num_centers = num_centers
-        self.grid_range = (lo, hi)
+        self.num_centers = check_int("num_centers", num_centers, 1)
+        self.grid_range = check_range("grid_range", grid_range)
         self.learnable_centers = bool(learnable_centers)
-        self.width_scale = float(width_scale)
+        self.width_scale = check_float("width_scale", width_scale, greater_than=0.0)
         super().__init__(in_features, out_features=out_features, device=device, dtype=dtype)
 
     def _build(self, device=None, dtype=None) -> None:
