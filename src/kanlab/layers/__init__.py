@@ -1,5 +1,6 @@
 """Layers built on the basis/kernel seam."""
 
 from .linear import KANLinear
+from .recurrent import TKAN, TKANCell, TKANState
 
-__all__ = ["KANLinear"]
+__all__ = ["KANLinear", "TKAN", "TKANCell", "TKANState"]
