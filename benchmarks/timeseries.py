@@ -135,6 +135,7 @@ def load_series(args: argparse.Namespace):
 def run_task(task: tuple[str, int, int, argparse.Namespace]) -> dict:
     """One (model, horizon, seed) training run; executed in a worker process with its own thread count."""
     kind, horizon, seed, args = task
+    cpu_start = time.process_time()
     torch.set_num_threads(args.threads)
     series = load_series(args)
     n_features = series.values.shape[1]
@@ -149,7 +150,7 @@ def run_task(task: tuple[str, int, int, argparse.Namespace]) -> dict:
     rmse, r2 = evaluate(model, data["test_input"], data["test_label"])
     size = model.hidden_size if kind == "tkat" else model.rnn.hidden_size
     return {"kind": kind, "horizon": horizon, "seed": seed, "params": n_params(model), "size": size,
-            "rmse": rmse, "r2": r2, "sec": sec}
+            "rmse": rmse, "r2": r2, "sec": sec, "cpu": time.process_time() - cpu_start}
 
 
 COST = {"tkat": 3.0, "tkan": 2.0, "lstm": 0.2, "gru": 0.2}  # rough relative cost, for scheduling only
@@ -202,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} thread(s) each. Series of {len(series)} steps ({len(series.names)} columns, "
           f"{series.n_known} known), lookback {args.lookback}, {args.epochs} epochs, batch {args.batch}, "
           f"Adam lr {args.lr} (cosine), best validation epoch kept, seeds 0..{args.seeds - 1}. "
-          f"Test split; target in train-standardised units. Wall time {elapsed:.0f} s.\n")
+          f"Test split; target in train-standardised units. Wall time {elapsed:.0f} s; CPU time of the runs "
+          f"{sum(r['cpu'] for r in results):.0f} s (load-independent; wall ≈ CPU / jobs on an idle machine).\n")
     print("| H | model | hidden | params | reads known future | R² | RMSE | s/epoch |")
     print("|---|---|---|---|---|---|---|---|")
     for h in args.horizons:

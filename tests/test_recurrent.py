@@ -10,6 +10,16 @@ from kanlab.layers import TKAN, TKANCell, TKANState
 MIXED = [{"basis": "bspline", "grid_size": 4, "order": 2}, {"basis": "rbf", "num_centers": 5}]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Recurrent steps are many small ops: intra-op threads only add barrier waits (badly so on a shared
+    machine under pytest-xdist), so these tests run single-threaded and restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _reference_step(cell: TKANCell, x, h, c, sub):
     """The TKAN step written out from the paper's equations, parameter by parameter (no packed matmuls)."""
     H, L, d_in, d_out = cell.hidden_size, cell.num_sub_layers, cell.sub_kan_input_dim, cell.sub_kan_output_dim

@@ -9,6 +9,16 @@ from kanlab.models import TKAT, create_model, list_models
 N_OBS, N_KNOWN, T, H = 3, 2, 6, 4
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Recurrent steps are many small ops: intra-op threads only add barrier waits (badly so on a shared
+    machine under pytest-xdist), so these tests run single-threaded and restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _model(n_known: int = N_KNOWN, **kw) -> TKAT:
     torch.manual_seed(0)
     return TKAT(N_OBS, n_known, T, H, hidden_size=8, num_heads=2, **kw).eval()
