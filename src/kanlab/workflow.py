@@ -42,6 +42,14 @@ class FitJob:
     basis_kwargs: dict[str, Any] = field(default_factory=dict)
     progress: bool | None = None
     callbacks: Sequence[Any] = ()
+    # Before the grid schedule: an Adam warm-up (finds a good basin; LBFGS from a random start can stall on
+    # plateaus), then a sparsity stage (the KAN paper's L1 + entropy regularisation) after which edges below
+    # `sparsify_threshold` of their layer's largest are switched off with the pruning masks.
+    warmup_steps: int = 200
+    sparsify: bool = True
+    sparsify_lamb: float = 0.01
+    sparsify_entropy: float = 10.0
+    sparsify_threshold: float = 1e-2
 
 
 def default_width(n_in: int, n_out: int = 1) -> list[int]:
@@ -96,13 +104,14 @@ def run_job(data: dict, job: FitJob, *, model: nn.Module | None = None,
             model = KAN(width, basis=job.basis, dtype=job.dtype, **kwargs)
     start = time.perf_counter()
     uses_grid = model.layers[0].basis.supports_grid
+    result: dict[str, Any] = {}
+    if resume is None:  # a resumed job restarts inside the grid schedule; these stages are in its checkpoint
+        result.update(_prelude(model, data, job))
     history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
                   grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
                   callbacks=job.callbacks, resume=resume)
-    result: dict[str, Any] = {
-        "staircase": [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"], "test_rmse": r["test_loss"]}
-                      for r in history.stage_end()],
-    }
+    result["staircase"] = [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"], "test_rmse": r["test_loss"]}
+                           for r in history.stage_end()]
     result["history"] = {k: list(history[k]) for k in ("step", "stage", "grid_size", "train_loss", "test_loss")}
     if job.prune or job.symbolic:
         model, extra = _interpret(model, data, job)
@@ -117,8 +126,27 @@ def run_job(data: dict, job: FitJob, *, model: nn.Module | None = None,
         "grids": grids,
     })
     if job.compare_mlp:
-        result.update(compare_with_mlp(data, result["n_params"], job, steps=job.steps * max(1, len(grids))))
+        stages = max(1, len(grids)) + (1 if job.sparsify else 0)
+        result.update(compare_with_mlp(data, result["n_params"], job, steps=job.steps * stages))
     return model, result
+
+
+def _prelude(model: KAN, data: dict, job: FitJob) -> dict[str, Any]:
+    """Adam warm-up and the sparsity stage (see :class:`FitJob`); returns what it did for the result."""
+    from .train.regularization import mask_small_edges
+
+    out: dict[str, Any] = {}
+    if job.warmup_steps:
+        h = fit(model, data, steps=job.warmup_steps, optimizer="adam", lr=1e-2, update_grid_every=10,
+                seed=job.seed, progress=job.progress)
+        out["warmup_test_rmse"] = h.test_loss[-1] if h.test_loss else math.nan
+    if job.sparsify:
+        h = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.sparsify_lamb,
+                lamb_entropy=job.sparsify_entropy, seed=job.seed, progress=job.progress)
+        kept = mask_small_edges(model, data["train_input"], job.sparsify_threshold)
+        out["sparsify"] = {"test_rmse": h.test_loss[-1] if h.test_loss else math.nan, "active_edges": kept,
+                           "edges": int(sum(layer.mask.numel() for layer in model.layers))}
+    return out
 
 
 def _interpret(model: KAN, data: dict, job: FitJob) -> tuple[nn.Module, dict[str, Any]]:
@@ -138,6 +166,8 @@ def compare_with_mlp(data: dict, n_params: int, job: FitJob, *, steps: int) -> d
     with seeded(job.seed):
         mlp = matched_mlp(n_in, n_out, n_params, depth=2, activation="silu", dtype=job.dtype)
     start = time.perf_counter()
+    if job.warmup_steps:  # the same budget as the KAN: its warm-up, then as many optimizer steps
+        fit(mlp, data, steps=job.warmup_steps, optimizer="adam", lr=1e-2, seed=job.seed, progress=job.progress)
     fit(mlp, data, steps=steps, optimizer=job.optimizer, lr=job.lr, seed=job.seed, progress=job.progress)
     return {
         "mlp_train_rmse": rmse(mlp, data["train_input"], data["train_label"]),

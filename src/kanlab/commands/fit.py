@@ -25,6 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--basis", default="bspline", help="basis family (see kanlab.list_bases())")
     p.add_argument("--grids", default="3,5,10,20", help="grid-extension schedule (default 3,5,10,20)")
     p.add_argument("--steps", type=positive_int, default=50, help="optimisation steps per grid size")
+    p.add_argument("--warmup-steps", type=int, default=200,
+                   help="Adam steps before the schedule (default 200; 0 skips the warm-up)")
+    p.add_argument("--no-sparsify", action="store_true",
+                   help="skip the sparsity stage that switches off edges below 1%% of their layer's largest")
     p.add_argument("--optimizer", default="lbfgs", help="lbfgs (default), adam or sgd")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--lamb", type=float, default=None, help="sparsity regularisation strength")
@@ -72,12 +76,15 @@ def build_job(args):
         raise UsageError(f"unknown --optimizer {args.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
         raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if args.warmup_steps < 0:
+        raise UsageError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
     if args.lamb is not None and not (args.lamb >= 0 and math.isfinite(args.lamb)):
         raise UsageError(f"--lamb must be >= 0, got {args.lamb}")
     return FitJob(width=width_list(args.width) if args.width else None, basis=args.basis,
                   grids=int_list(args.grids, "--grids"), steps=args.steps, optimizer=args.optimizer, lr=args.lr,
                   lamb=args.lamb if args.lamb is not None else 0.0, prune=args.prune, symbolic=args.symbolic,
-                  compare_mlp=args.compare_mlp, seed=args.seed, dtype=_dtype(args))
+                  compare_mlp=args.compare_mlp, warmup_steps=args.warmup_steps,
+                  sparsify=not args.no_sparsify, seed=args.seed, dtype=_dtype(args))
 
 
 def _resume_and_checkpoint(args, job, data) -> tuple:

@@ -90,7 +90,7 @@ def _batches(loader: Iterable) -> Iterable:
 def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
         batch_size: int | None = None, lamb: float = 0.0, lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
         lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0, update_grid_every: int | None = 5,
-        stop_grid_update_step: int = 50, grids: Sequence[int] | None = None, test_data: Iterable | None = None,
+        stop_grid_update_step: int | None = None, grids: Sequence[int] | None = None, test_data: Iterable | None = None,
         loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None, callbacks: Sequence[Callback] = (),
         seed: int | None = None, progress: bool | None = None, resume: Mapping[str, Any] | None = None,
         distributed: bool | None = None) -> History:
@@ -108,7 +108,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
         lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff: sparsity regularisation (see
             :func:`kanlab.train.regularization.sparsity_penalty`); ``lamb = 0`` disables it.
         update_grid_every, stop_grid_update_step: adapt the grids to the data every N steps while the stage
-            step is below the stop step (None or 0 disables).
+            step is below the stop step (default: half of ``steps``, so every stage ends with undisturbed
+            optimisation); ``update_grid_every=None`` or ``0`` disables grid updates.
         grids: grid-extension schedule, e.g. ``[3, 5, 10, 20]``: one stage per size, refining between stages.
         loss_fn: ``loss(pred, target)`` (default MSE; then the reported losses are RMSEs).
         callbacks: :class:`~kanlab.train.callbacks.Callback` objects.
@@ -238,7 +239,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
             for s in range(first, steps):
                 if (is_grid_model and update_grid_every and s % update_grid_every == 0
-                        and s < stop_grid_update_step):
+                        and s < (steps // 2 if stop_grid_update_step is None else stop_grid_update_step)):
                     model.update_grid(grid_samples())
                     par.sync(model)
                     params = [p for p in model.parameters() if p.requires_grad]

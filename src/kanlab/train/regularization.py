@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["edge_scales", "sparsity_penalty"]
+__all__ = ["edge_scales", "sparsity_penalty", "mask_small_edges"]
 
 
 def edge_scales(model: nn.Module, x: Tensor) -> list[Tensor]:
@@ -47,3 +47,17 @@ def sparsity_penalty(model: nn.Module, x: Tensor, *, lamb_l1: float = 1.0, lamb_
             if lamb_coefdiff:
                 total = total + lamb_coefdiff * c.diff(dim=-1).abs().mean(-1).sum()
     return total
+
+
+@torch.no_grad()
+def mask_small_edges(model: nn.Module, x: Tensor, threshold: float = 1e-2) -> int:
+    """Switch off (pruning mask = 0) every edge whose mean |φ| on ``x`` is below ``threshold`` times the
+    largest in its layer.  The model keeps its widths; returns the number of edges left on."""
+    if not 0 <= threshold < 1:
+        raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
+    kept = 0
+    for layer, scale in zip(model.layers, edge_scales(model, x)):
+        keep = (scale > threshold * scale.max()).to(layer.mask.dtype)
+        layer.mask.mul_(keep)
+        kept += int(layer.mask.sum())
+    return kept
