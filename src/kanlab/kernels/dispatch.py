@@ -114,7 +114,7 @@ def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
         weight = torch.cat([weight, base_weight[..., None]], dim=-1)
     else:
         packed = ops.bspline_dense(x, None, basis.grid, basis.order)
-    return packed.reshape(n, -1) @ weight.reshape(weight.shape[0], -1).t()
+    return packed.reshape(n, packed.shape[1] * packed.shape[2]) @ weight.reshape(weight.shape[0], -1).t()
 
 
 @register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)")

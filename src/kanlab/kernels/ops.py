@@ -92,6 +92,21 @@ def _(x, act, grid, order):
     return x.new_empty(x.shape[0], x.shape[1], grid.shape[1] - order - 1 + (act is not None))
 
 
+@torch.library.custom_op("kanlab::bspline_dense_backward", mutates_args=())
+def bspline_dense_backward(grad: Tensor, x: Tensor, grid: Tensor, order: int) -> Tensor:
+    """``Σ_r grad[n, i, first + r] · B'_{first + r}(x[n, i])`` for ``grad (N, in, >= K)`` → ``(N, in)``; not
+    differentiable itself (``bspline_dense``'s backward avoids it under ``create_graph``)."""
+    grid = grid.to(x.dtype)
+    if uses_extension(x, order):
+        return torch.ops.kanlab_cpp.bspline_dense_backward(grad, x, grid, order)
+    return torch_impl.bspline_dense_backward(grad, x, grid, order)
+
+
+@bspline_dense_backward.register_fake
+def _(grad, x, grid, order):
+    return torch.empty_like(x)
+
+
 def _bspline_dense_setup(ctx, inputs, output):
     x, act, grid, order = inputs
     ctx.save_for_backward(x, grid)
@@ -107,10 +122,8 @@ def _bspline_dense_backward(ctx, grad):
         if torch.is_grad_enabled():  # create_graph: stay differentiable
             dv, first = bspline_local(x, grid, ctx.order, 1)
             g_x = (torch.gather(grad, 2, _window(first, ctx.order)) * dv).sum(-1)
-        elif uses_extension(x, ctx.order):
-            g_x = torch.ops.kanlab_cpp.bspline_dense_backward(grad, x, grid.to(x.dtype), ctx.order)
         else:
-            g_x = torch_impl.bspline_dense_backward(grad, x, grid.to(x.dtype), ctx.order)
+            g_x = bspline_dense_backward(grad.contiguous(), x, grid, ctx.order)
     return g_x, g_act, None, None
 
 
