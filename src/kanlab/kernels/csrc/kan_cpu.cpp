@@ -413,11 +413,11 @@ at::Tensor bspline_dense_backward(const at::Tensor& grad_, const at::Tensor& x_,
 
 // ---- local contraction ------------------------------------------------------------------------------
 //
-// Both passes walk one feature at a time over its samples in order of knot interval (a per-feature counting
-// sort, O(N + K)): consecutive samples then touch the same k+1 rows of that feature's (K, out) weight slab and
-// gradient accumulator, which stay in L1 whatever the grid size.  The forward pass splits the output columns
-// between threads; the backward pass splits the features, so every coefficient-gradient row has one owner
-// (no atomics, no global sort).
+// Forward: sample tiles x feature groups (outputs of a tile stay in L1, the group's transposed weight slabs in
+// L2), threads split the samples.  Backward: threads split the features, so every coefficient-gradient row
+// has one owner (no atomics, no global sort); each feature walks its samples in order of knot interval (a
+// per-feature counting sort, O(N + K)), so consecutive samples touch the same k+1 rows of that feature's
+// weight slab and gradient accumulator, which stay in L1 whatever the grid size.
 
 // Per-feature lists of the samples in order of their first index, packed for sequential reading:
 // sample[i * N + s], start[i * N + s] and values[(i * N + s) * R + r] (every sample is listed).
