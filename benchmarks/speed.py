@@ -223,12 +223,17 @@ def e2e(args) -> list[str]:
         from kan import KAN as PyKAN  # noqa: PLC0415
 
         dataset = {k: data[k] for k in ("train_input", "train_label", "test_input", "test_label")}
-        prev = torch.get_default_dtype()
+        import tempfile
+
+        prev, cwd = torch.get_default_dtype(), os.getcwd()
         torch.set_default_dtype(torch.float64)
+        tmp = tempfile.TemporaryDirectory()
+        os.chdir(tmp.name)  # pykan's fit appends to ./model/history.txt even with auto_save=False
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 t0 = time.perf_counter()
-                pk = PyKAN(width=[2, 5, 1], grid=grids[0], k=ORDER, seed=0, auto_save=False)
+                pk = PyKAN(width=[2, 5, 1], grid=grids[0], k=ORDER, seed=0, auto_save=False, ckpt_path="model")
+                os.makedirs("model", exist_ok=True)
                 for i, g in enumerate(grids):
                     if i:
                         pk = pk.refine(g)
@@ -241,6 +246,8 @@ def e2e(args) -> list[str]:
             lines += ["", f"kanlab is {t_pykan / t_ours:.1f}x faster end to end."]
         finally:
             torch.set_default_dtype(prev)
+            os.chdir(cwd)
+            tmp.cleanup()
     return lines
 
 
