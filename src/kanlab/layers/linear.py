@@ -6,11 +6,11 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..basis import Basis, create_basis
-from ..kernels import contract, edge_contributions
+from ..kernels import edge_contributions, kan_forward
+from ..kernels.dispatch import _check_name
 from .activations import get_activation
 
 __all__ = ["KANLinear"]
@@ -37,6 +37,9 @@ class KANLinear(nn.Module):
     Attributes:
         base_weight: ``(out, in)`` ``w_b``.  coef: ``(out, in, K)`` ``c``.  spline_scaler: ``(out, in)`` ``w_s``.
         bias: ``(out,)`` or None.  mask: buffer ``(out, in)``, 0 for pruned edges.
+        kernel: how the numeric forward is computed: ``"auto"`` (default, a cost model picks), or a name from
+            :func:`kanlab.kernels.list_kernels` (``"reference"``, ``"dense"``, ``"local"``); see
+            :mod:`kanlab.kernels.dispatch`.  A plain attribute (not saved in checkpoints).
     """
 
     def __init__(self, in_features: int, out_features: int, basis: str | Basis = "bspline", *,
@@ -71,6 +74,7 @@ class KANLinear(nn.Module):
         # 1 where an edge has been snapped to a symbolic formula (see kanlab.interpret.symbolic); the numeric
         # spline/base parts of those edges are switched off and _symbolic_forward adds the formula instead.
         self.register_buffer("symbolic_mask", torch.empty(out_features, in_features, **factory))
+        self.kernel = "auto"
         self.reset_parameters()
 
     # ---- nn.Module contract ------------------------------------------------------------------------------
@@ -120,12 +124,22 @@ class KANLinear(nn.Module):
         """Effective spline coefficients ``w_s·c·numeric_mask``: ``(out, in, K)``."""
         return self.coef * (self.spline_scaler * self.numeric_mask()).unsqueeze(-1)
 
+    @property
+    def kernel(self) -> str:
+        """Numeric-forward path: ``"auto"`` or a name from :func:`kanlab.kernels.list_kernels`."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, name: str) -> None:
+        self._kernel = _check_name(name)
+
     def _numeric_forward(self, x: Tensor) -> Tensor:
-        """Spline + base branches of the numeric edges: ``(*, in)`` → ``(*, out)``."""
-        out = contract(self.basis(x), self.spline_weight())
-        if self.base_activation != "zero":
-            out = out + F.linear(get_activation(self.base_activation)(x), self.base_weight * self.numeric_mask())
-        return out
+        """Spline + base branches of the numeric edges: ``(*, in)`` → ``(*, out)`` (path: ``self.kernel``)."""
+        mask = self.numeric_mask()
+        has_base = self.base_activation != "zero"
+        return kan_forward(x, self.basis, self.coef, self.spline_scaler * mask,
+                           self.base_weight * mask if has_base else None,
+                           get_activation(self.base_activation) if has_base else None, kernel=self.kernel)
 
     def _symbolic_forward(self, x: Tensor) -> Tensor | None:
         """Sum of the symbolic edges' outputs ``(*, out)``, or None when no edge is symbolic."""

@@ -1,0 +1,352 @@
+"""Speed of a B-spline KAN layer: kanlab's kernels against the GEMM floor, the efficient-kan formulation, an MLP
+and (when installed) pykan; peak activation memory per case; the demo fit end to end against pykan's fit.
+
+Usage::
+
+    python benchmarks/speed.py --quick            # 256→256 layer, batch 1024, G ∈ {5, 20, 50, 200}: < 2 min
+    python benchmarks/speed.py                    # the full suite (layer and 784→256→10 stack, batches
+                                                  #  64 / 1024 / 8192, G ∈ {5, 10, 20, 50, 100, 200}): long
+    python benchmarks/speed.py --e2e              # add the end-to-end demo fit vs pykan's fit
+
+Rows per case (time of one step, median of ``--reps`` repetitions interleaved across rows after warm-up):
+
+* ``GEMM floor`` — a bare ``B × in·(G+k+1) × out`` matmul (+ its two backward matmuls in ``train`` mode);
+* ``nn.Linear+SiLU`` — an MLP of the same widths;
+* ``efficient-kan formulation`` — kanlab's ``"reference"`` path: dense basis tensor + GEMM (written by us);
+* ``kanlab dense`` / ``kanlab local`` — the two fast paths (``←`` marks the one ``"auto"`` picks);
+* ``pykan`` — ``kan.KAN(width, grid=G, k=3)`` in ``speed()`` mode, when ``pykan`` is importable.
+
+Times are wall-clock (CUDA events on a GPU) and, on CPU, process CPU time too: on a shared machine the CPU
+time is the steadier number; ratios are taken between rows measured side by side.  ``train`` = forward +
+backward of ``sum(y)``; ``fwd`` = forward under ``no_grad``.  Peak activation memory is measured in a
+separate process per case: peak RSS of one train step above the RSS after setup, minus the parameter
+gradients the step creates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from kanlab.kernels import choose_kernel, extension_available  # noqa: E402
+from kanlab.kernels.extension import extension_error  # noqa: E402
+from kanlab.layers.linear import KANLinear  # noqa: E402
+
+ORDER = 3
+CAPPED = ("efficient-kan formulation", "pykan")  # comparison rows whose repetitions --slow-ms may cap
+SHAPES = {"layer": [256, 256], "stack": [784, 256, 10]}
+
+
+# ---- the rows ------------------------------------------------------------------------------------------
+def make_row(name: str, widths: list[int], grid: int, batch: int, device: str):
+    """Return (callable step(mode), n_param_grad_bytes) for one row."""
+    dtype = torch.float32
+    torch.manual_seed(0)
+    x = torch.rand(batch, widths[0], device=device, dtype=dtype) * 2 - 1
+    if name == "GEMM floor":
+        mats = [torch.randn(widths[i + 1], widths[i] * (grid + ORDER + 1), device=device, dtype=dtype,
+                            requires_grad=True) for i in range(len(widths) - 1)]
+        feats = [torch.rand(batch, widths[i] * (grid + ORDER + 1), device=device, dtype=dtype,
+                            requires_grad=True) for i in range(len(widths) - 1)]
+        params = mats + feats
+
+        def step(mode):
+            outs = [f @ w.t() for f, w in zip(feats, mats)]
+            if mode == "train":
+                sum(o.sum() for o in outs).backward()
+    elif name == "nn.Linear+SiLU":
+        layers = []
+        for i in range(len(widths) - 1):
+            layers += [torch.nn.Linear(widths[i], widths[i + 1], device=device, dtype=dtype), torch.nn.SiLU()]
+        model = torch.nn.Sequential(*layers)
+        params = list(model.parameters())
+
+        def step(mode):
+            model(x).sum().backward() if mode == "train" else model(x)
+    elif name == "pykan":
+        from kan import KAN  # noqa: PLC0415 - optional
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = KAN(width=list(widths), grid=grid, k=ORDER, seed=0, auto_save=False, device=device)
+            model.speed()
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def step(mode):
+            model(x).sum().backward() if mode == "train" else model(x)
+    else:
+        kernel = {"efficient-kan formulation": "reference", "kanlab dense": "dense", "kanlab local": "local",
+                  "kanlab auto": "auto"}[name]
+        layers = [KANLinear(widths[i], widths[i + 1], grid_size=grid, order=ORDER, device=device, dtype=dtype)
+                  for i in range(len(widths) - 1)]
+        for layer in layers:
+            layer.kernel = kernel
+        model = torch.nn.Sequential(*layers)
+        params = list(model.parameters())
+
+        def step(mode):
+            model(x).sum().backward() if mode == "train" else model(x)
+
+    def run(mode):
+        for p in params:
+            p.grad = None
+        if mode == "train":
+            step(mode)
+        else:
+            with torch.no_grad():
+                step(mode)
+
+    grad_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    return run, grad_bytes
+
+
+def rows_for(widths, grid, args) -> list[str]:
+    rows = ["GEMM floor", "nn.Linear+SiLU", "efficient-kan formulation", "kanlab dense", "kanlab local"]
+    if args.pykan and grid in args.pykan_grids:
+        rows.append("pykan")
+    return rows
+
+
+def auto_path(widths, grid, batch, device) -> str:
+    return choose_kernel(batch, widths[0], widths[1], grid, ORDER, device)
+
+
+# ---- timing --------------------------------------------------------------------------------------------
+def timer(device: str):
+    if device.startswith("cuda"):
+        def measure(fn):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end), float("nan")
+    else:
+        def measure(fn):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            return (time.perf_counter() - w0) * 1e3, (time.process_time() - c0) * 1e3
+    return measure
+
+
+def time_case(widths, grid, batch, mode, args, device):
+    """Median wall / CPU ms of every row, repetitions interleaved across rows."""
+    measure = timer(device)
+    rows = rows_for(widths, grid, args)
+    runs = {}
+    for name in rows:
+        runs[name], _ = make_row(name, widths, grid, batch, device)
+        for _ in range(args.warmup):
+            runs[name](mode)
+    samples = {name: [] for name in rows}
+    slow = set()
+    for rep in range(args.reps):
+        for name in rows:
+            if name in slow and rep >= args.slow_reps:
+                continue
+            samples[name].append(measure(lambda: runs[name](mode)))
+            if samples[name][-1][0] > args.slow_ms and name in CAPPED:
+                slow.add(name)
+    return {name: (statistics.median(s[0] for s in samples[name]), statistics.median(s[1] for s in samples[name]),
+                   len(samples[name])) for name in rows}
+
+
+# ---- memory (separate process) -------------------------------------------------------------------------
+def _rss_kib() -> int:
+    with open("/proc/self/statm", encoding="utf-8") as fh:
+        return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def memory_worker(spec: str) -> None:
+    """One case in a fresh process: peak RSS of one train step above the RSS after setup, minus the
+    parameter gradients the step creates (KiB resolution, Linux only)."""
+    import gc
+    import resource
+
+    widths, grid, batch, name = json.loads(spec)
+    torch.set_num_threads(1)
+    extension_available()
+    small, _ = make_row(name, widths, 3, 8, "cpu")  # one-time costs (lazy init, code pages), tiny case
+    small("train")
+    small("train")
+    del small
+    run, grad_bytes = make_row(name, widths, grid, batch, "cpu")
+    gc.collect()
+    base = max(_rss_kib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    run("train")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(max(0, (peak - base) * 1024 - grad_bytes)))
+
+
+def measure_memory(cases) -> dict:
+    out = {}
+    for case in cases:
+        proc = subprocess.run([sys.executable, __file__, "--memory-worker", json.dumps(case)], capture_output=True,
+                              text=True, timeout=600)
+        key = "{}|{}|{}|{}".format(*case)
+        out[key] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    return out
+
+
+# ---- end to end ----------------------------------------------------------------------------------------
+def e2e(args) -> list[str]:
+    """The demo task (f = exp(sin(πx) + y²), [2,5,1], grids 3,5,10,20, LBFGS) fitted by kanlab and pykan."""
+    from kanlab import KAN, fit, make_dataset
+
+    steps, grids = args.e2e_steps, [3, 5, 10, 20]
+    data = make_dataset("exp(sin(pi*x)+y**2)", n_train=1000, n_test=1000, seed=0, dtype=torch.float64)
+    lines = [f"End to end: demo task, [2,5,1], grids {grids}, {steps} LBFGS steps per grid, grid updates every "
+             f"{max(1, steps // 10)} steps until step 50, float64, 1000 train points", "",
+             "| implementation | seconds | test RMSE |", "|---|---|---|"]
+    model = KAN([2, 5, 1], grid_size=grids[0], dtype=torch.float64)
+    t0 = time.perf_counter()
+    fit(model, data, steps=steps, optimizer="lbfgs", grids=grids, update_grid_every=max(1, steps // 10),
+        stop_grid_update_step=50, progress=False, seed=0)
+    t_ours = time.perf_counter() - t0
+    with torch.no_grad():
+        rmse = torch.sqrt(torch.mean((model(data["test_input"]) - data["test_label"]) ** 2)).item()
+    lines.append(f"| kanlab fit | {t_ours:.2f} | {rmse:.2e} |")
+    if args.pykan:
+        from kan import KAN as PyKAN  # noqa: PLC0415
+
+        dataset = {k: data[k] for k in ("train_input", "train_label", "test_input", "test_label")}
+        import tempfile
+
+        prev, cwd = torch.get_default_dtype(), os.getcwd()
+        torch.set_default_dtype(torch.float64)
+        tmp = tempfile.TemporaryDirectory()
+        os.chdir(tmp.name)  # pykan's fit appends to ./model/history.txt even with auto_save=False
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                t0 = time.perf_counter()
+                pk = PyKAN(width=[2, 5, 1], grid=grids[0], k=ORDER, seed=0, auto_save=False, ckpt_path="model")
+                os.makedirs("model", exist_ok=True)
+                for i, g in enumerate(grids):
+                    if i:
+                        pk = pk.refine(g)
+                    pk.fit(dataset, opt="LBFGS", steps=steps, lamb=0.0, update_grid=True,
+                           grid_update_num=10, stop_grid_update_step=50)
+                t_pykan = time.perf_counter() - t0
+                pred = pk(dataset["test_input"])
+            rmse = torch.sqrt(torch.mean((pred - dataset["test_label"]) ** 2)).item()
+            lines.append(f"| pykan fit | {t_pykan:.2f} | {rmse:.2e} |")
+            lines += ["", f"kanlab is {t_pykan / t_ours:.1f}x faster end to end."]
+        finally:
+            torch.set_default_dtype(prev)
+            os.chdir(cwd)
+            tmp.cleanup()
+    return lines
+
+
+# ---- report --------------------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="256→256 layer, batch 1024, G ∈ {5,20,50,200}")
+    p.add_argument("--shapes", default=None, help="comma list of: layer, stack")
+    p.add_argument("--batches", default=None, help="comma list, e.g. 64,1024,8192")
+    p.add_argument("--grids", default=None, help="comma list, e.g. 5,10,20,50,100,200")
+    p.add_argument("--modes", default="train,fwd", help="comma list of: train, fwd")
+    p.add_argument("--threads", default="1,2", help="comma list of thread counts")
+    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--slow-ms", type=float, default=400.0,
+                   help="efficient-kan / pykan rows slower than this per step ...")
+    p.add_argument("--slow-reps", type=int, default=3, help="... stop after this many repetitions")
+    p.add_argument("--no-pykan", dest="pykan", action="store_false")
+    p.add_argument("--pykan-grids", default=None, help="grid sizes with a pykan row (default: all; quick: 5)")
+    p.add_argument("--no-memory", dest="memory", action="store_false")
+    p.add_argument("--e2e", action="store_true", help="also time the demo fit against pykan's fit")
+    p.add_argument("--e2e-steps", type=int, default=40)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_worker:
+        memory_worker(args.memory_worker)
+        return 0
+    quick = args.quick
+    shapes = (args.shapes or ("layer" if quick else "layer,stack")).split(",")
+    batches = [int(b) for b in (args.batches or ("1024" if quick else "64,1024,8192")).split(",")]
+    grids = [int(g) for g in (args.grids or ("5,20,50,200" if quick else "5,10,20,50,100,200")).split(",")]
+    modes = args.modes.split(",")
+    if args.pykan:
+        try:
+            import kan  # noqa: F401, PLC0415
+        except Exception:
+            args.pykan = False
+    args.pykan_grids = {int(g) for g in (args.pykan_grids or ("5" if quick else ",".join(map(str, grids))))
+                        .split(",")}
+    t0 = time.perf_counter()
+    built = extension_available()
+    build_s = time.perf_counter() - t0
+    print(f"# kanlab speed — {machine()}; torch {torch.__version__}; device {args.device}")
+    print(f"C++ kernels: {'loaded' if built else 'unavailable (' + str(extension_error()) + ')'} "
+          f"(build/load {build_s:.1f} s, reported separately from the timings); pykan: "
+          f"{'yes' if args.pykan else 'not installed'}; order k={ORDER}; float32; medians of {args.reps} "
+          f"interleaved repetitions after {args.warmup} warm-up steps (efficient-kan and pykan rows slower than "
+          f"{args.slow_ms:.0f} ms stop after {args.slow_reps}, marked *)")
+    for threads in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        for shape in shapes:
+            widths = SHAPES[shape]
+            for batch in batches:
+                for mode in modes:
+                    print(f"\n## {shape} {'→'.join(map(str, widths))}, batch {batch}, {mode}, {threads} thread(s)\n")
+                    print("| G | row | wall ms | cpu ms | wall / floor | cpu / floor |")
+                    print("|---|---|---|---|---|---|")
+                    for grid in grids:
+                        res = time_case(widths, grid, batch, mode, args, args.device)
+                        floor_w, floor_c, _ = res["GEMM floor"]
+                        auto = auto_path(widths, grid, batch, args.device)
+                        for name, (w, c, n) in res.items():
+                            mark = " ←auto" if name == f"kanlab {auto}" else ""
+                            star = "*" if n < args.reps else ""
+                            print(f"| {grid} | {name}{mark}{star} | {w:.1f} | {c:.1f} | {w / floor_w:.2f} | "
+                                  f"{c / floor_c:.2f} |", flush=True)
+    if args.memory and args.device == "cpu":
+        cases = [(SHAPES[s], g, b, name) for s in shapes for b in batches for g in grids
+                 for name in ("efficient-kan formulation", "kanlab dense", "kanlab local")]
+        mem = measure_memory(cases)
+        print("\n## peak activation memory, train step (MiB; parameter gradients excluded; separate process)\n")
+        print("| shape | batch | G | efficient-kan formulation | kanlab dense | kanlab local |")
+        print("|---|---|---|---|---|---|")
+        for s in shapes:
+            for b in batches:
+                for g in grids:
+                    vals = [mem.get(f"{SHAPES[s]}|{g}|{b}|{n}") for n in
+                            ("efficient-kan formulation", "kanlab dense", "kanlab local")]
+                    cells = " | ".join("?" if v is None else f"{v / 2**20:.1f}" for v in vals)
+                    print(f"| {s} | {b} | {g} | {cells} |")
+    if args.e2e:
+        torch.set_num_threads(int(args.threads.split(",")[0]))
+        print()
+        print("\n".join(e2e(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""One function for a KAN layer's numeric forward, ``kan_forward``, and the switch that picks its path.
+
+Paths (a registry, see :func:`register_kernel`):
+
+* ``"reference"`` — the basis' dense values ``(N, in, K)`` contracted by one GEMM, plus the base branch
+  (the efficient-kan formulation).  Works for every basis; what ``torch.export``/ONNX export and tracing use.
+* ``"dense"`` — B-spline only: one packed GEMM over ``in·(K+1)`` columns, the base branch folded in as an extra
+  column; the packed operand is written by a kernel that computes only the ``k+1`` non-zero basis values.
+  Best for small grids.
+* ``"local"`` — B-spline only: the local-support contraction (``k+1`` gathered coefficients per edge and
+  sample), whose time and activation memory do not grow with the grid size; the base branch is one GEMM.
+
+``"auto"`` (the default) asks :func:`choose_kernel`, a small cost model over ``(batch, in, out, G, k, device)``.
+The choice can be overridden per layer (``layer.kernel = "local"``) or for a block of code
+(``with kanlab.kernels.use_kernel("dense"): ...``); a layer's own setting wins over the context manager.
+
+All paths compute the same function (tests compare them to ``"reference"`` in float64 to 1e-10) and support
+any order of differentiation.  Under ``create_graph=True`` (PINN losses, double backward) the backward of
+``"local"`` uses a composite whose cost grows with G like ``"dense"``.  Non-uniform (adaptive) grids are
+exact on every path: knot intervals are found per feature by a guess-and-check (uniform rows) or binary
+search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import ops
+from .dense import contract_dense
+
+__all__ = ["kan_forward", "choose_kernel", "use_kernel", "register_kernel", "list_kernels", "KernelPath"]
+
+
+@dataclass(frozen=True)
+class KernelPath:
+    """A way to compute ``Σ_i φ_ji(x_i)``: ``run(x (N, in), basis, coef, scale, base_weight, act) -> (N, out)``
+    where ``scale`` (out, in) already includes the mask and ``base_weight`` (out, in) is None without a base
+    branch; ``supports(basis, x)`` says whether it applies."""
+
+    name: str
+    run: Callable[..., Tensor]
+    supports: Callable[[object, Tensor], bool]
+    doc: str
+
+
+_KERNELS: dict[str, KernelPath] = {}
+_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("kanlab_kernel", default=None)
+
+
+def register_kernel(name: str, supports: Callable[[object, Tensor], bool], doc: str = ""):
+    """Decorator registering a path under ``name`` (see :class:`KernelPath`)."""
+
+    def deco(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        _KERNELS[name] = KernelPath(name, fn, supports, doc)
+        return fn
+
+    return deco
+
+
+def list_kernels() -> list[str]:
+    """Names accepted by ``KANLinear.kernel`` and :func:`use_kernel` (plus ``"auto"``)."""
+    return sorted(_KERNELS)
+
+
+def _check_name(name: str) -> str:
+    if name != "auto" and name not in _KERNELS:
+        raise ValueError(f"unknown kernel {name!r}; choose 'auto' or one of: {', '.join(list_kernels())}")
+    return name
+
+
+@contextlib.contextmanager
+def use_kernel(name: str) -> Iterator[None]:
+    """Within the block, layers whose ``kernel`` is ``"auto"`` use path ``name`` (``"auto"`` restores the
+    cost model)."""
+    token = _override.set(_check_name(name))
+    try:
+        yield
+    finally:
+        _override.reset(token)
+
+
+def _is_spline(basis, x: Tensor) -> bool:
+    from ..basis.bspline import BSpline
+
+    return isinstance(basis, BSpline) and x.is_floating_point()
+
+
+def _always(basis, x: Tensor) -> bool:
+    return True
+
+
+# ---- the paths -----------------------------------------------------------------------------------------
+@register_kernel("reference", _always, "dense basis values + one GEMM + base-branch GEMM (any basis)")
+def _reference(x, basis, coef, scale, base_weight, act) -> Tensor:
+    out = contract_dense(basis(x), coef * scale[..., None])
+    if base_weight is not None:
+        out = out + F.linear(act(x), base_weight)
+    return out
+
+
+@register_kernel("dense", _is_spline, "packed GEMM over in·(K+1) columns, base branch folded in (B-spline)")
+def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
+    n = x.shape[0]
+    weight = coef * scale[..., None]
+    if base_weight is not None:
+        packed = ops.bspline_dense(x, act(x), basis.grid, basis.order)
+        weight = torch.cat([weight, base_weight[..., None]], dim=-1)
+    else:
+        packed = ops.bspline_dense(x, None, basis.grid, basis.order)
+    return packed.reshape(n, packed.shape[1] * packed.shape[2]) @ weight.reshape(weight.shape[0], -1).t()
+
+
+@register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)")
+def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
+    v, first = ops.bspline_local(x, basis.grid, basis.order, 0)
+    out = ops.local_forward(v, first, coef, scale)
+    if base_weight is not None:
+        out = torch.addmm(out, act(x), base_weight.t())
+    return out
+
+
+# ---- the cost model ------------------------------------------------------------------------------------
+GATHER = 3.75      # one local-kernel multiply-add (forward + backward), in GEMM multiply-adds
+WEIGHT_PASS = 33.0  # one coefficient touched by a weight pass, in GEMM multiply-adds
+def choose_kernel(batch: int, in_features: int, out_features: int, grid_size: int, order: int,
+                  device: torch.device | str = "cpu", *, compiled_kernels: bool | None = None) -> str:
+    """Pick ``"dense"`` or ``"local"`` for a B-spline layer from its sizes.
+
+    The estimate counts multiply-adds of a training step (forward + backward) weighted by efficiencies
+    measured with ``benchmarks/speed.py`` on a 2-core AVX-512 Xeon (one 256→256 layer, batch 1024): the dense
+    path does ``in·(K+1)·out`` per sample at GEMM speed (weight 1); the local path does ``in·(k+1)·out`` at
+    the gather kernel's speed (``GATHER`` GEMM multiply-adds each) plus the base GEMM ``in·out``; both pass
+    over the ``out·in·K`` coefficients about three times per step (scaling/transposes and the gradient,
+    ``WEIGHT_PASS`` each), which is what makes the local path's time grow at all with G.  With these numbers
+    the switch sits at ``G ≈ 13`` for cubic splines.  Without the C++
+    kernels (no compiler, non-CPU device, half precision) the local path is pure PyTorch: ``"dense"``.
+    """
+    if compiled_kernels is None:
+        compiled_kernels = str(device).startswith("cpu") and ops.load_extension()
+    if not compiled_kernels:
+        return "dense"
+    n_fun = grid_size + order
+    weight_passes = 3 * out_features * in_features * n_fun * WEIGHT_PASS  # both paths, once per step
+    dense = batch * in_features * (n_fun + 1) * out_features + weight_passes
+    local = batch * in_features * out_features * ((order + 1) * GATHER + 1) + weight_passes
+    return "local" if local < dense else "dense"
+
+
+def _exporting() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and getattr(compiler, "is_exporting", None) is not None:
+        try:
+            if compiler.is_exporting():
+                return True
+        except Exception:  # pragma: no cover - depends on the torch build
+            pass
+    return bool(torch.jit.is_tracing() or torch.jit.is_scripting())
+
+
+def _resolve(kernel: str, basis, x: Tensor, coef: Tensor) -> KernelPath:
+    name = _check_name(kernel)
+    if name == "auto":
+        name = _override.get() or "auto"
+    if name == "auto":
+        if _exporting() or not _is_spline(basis, x):
+            name = "reference"
+        else:
+            name = choose_kernel(x.shape[0], coef.shape[1], coef.shape[0], basis.grid_size, basis.order,
+                                 x.device, compiled_kernels=ops.uses_extension(x, basis.order))
+    path = _KERNELS[name]
+    if not path.supports(basis, x):
+        raise ValueError(f"kernel {name!r} does not support basis {type(basis).__name__}; use 'auto' or "
+                         f"'reference'")
+    return path
+
+
+def kan_forward(x: Tensor, basis, coef: Tensor, scale: Tensor, base_weight: Tensor | None,
+                act: Callable[[Tensor], Tensor] | None, kernel: str = "auto") -> Tensor:
+    """Numeric part of a KAN layer: ``(*, in)`` → ``(*, out)``,
+    ``y_o = Σ_i scale[o,i]·Σ_k coef[o,i,k]·B_k(x_i) + Σ_i base_weight[o,i]·act(x_i)``.
+
+    Arguments:
+        x: inputs ``(*, in)``.
+        basis: the layer's :class:`~kanlab.basis.Basis`.
+        coef: ``(out, in, K)``.  scale: ``(out, in)`` (spline scaler × mask).
+        base_weight: ``(out, in)`` (× mask), or None for no base branch.  act: the base activation.
+        kernel: ``"auto"`` or a name from :func:`list_kernels`.
+    """
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    if base_weight is not None and act is None:
+        raise ValueError("base_weight given without a base activation")
+    path = _resolve(kernel, basis, flat, coef)
+    out = path.run(flat, basis, coef, scale, base_weight, act)
+    return out.reshape(*lead, coef.shape[0])

@@ -1,0 +1,193 @@
+"""The kernel ops as ``torch.library.custom_op`` s: autograd to any order, fake tensors for ``torch.compile``.
+
+Each op runs the C++ kernel (``torch.ops.kanlab_cpp``, see :mod:`kanlab.kernels.extension`) for float32 /
+float64 CPU tensors when the extension is available, and the pure-PyTorch implementation
+(:mod:`kanlab.kernels.torch_impl`) otherwise; both compute the same values.
+
+* ``kanlab::bspline_local(x, grid, order, deriv) -> (v (N, in, k+1), first (N, in))`` — the ``deriv``-th
+  derivative of the ``k+1`` non-zero B-spline values; ``d/dx`` is ``bspline_local(..., deriv + 1)``, so
+  derivatives of every order exist (PINN losses, ``gradgradcheck``).
+* ``kanlab::bspline_dense(x, act, grid, order) -> (N, in, K [+1])`` — all basis values, computing only the
+  ``k+1`` non-zero ones, with the base activation ``act`` appended as an extra column (the packed operand of
+  the dense path's single GEMM).
+* ``kanlab::local_forward(v, first, coef, scale) -> (N, out)`` — the local-support contraction
+  ``y[n, o] = Σ_{i, r} v[n, i, r] · scale[o, i] · coef[o, i, first + r]``; its backward
+  (``kanlab::local_backward``) computes the gradients of ``v``, ``coef`` and ``scale`` in one pass, the
+  coefficient gradient accumulated per feature (no global sort, no atomics).
+
+Backward functions run the fused kernels when autograd is not recording (plain ``.backward()``); under
+``create_graph=True`` they switch to a differentiable composite of PyTorch ops and these ops, whose cost grows
+with the grid size like the dense path (documented in :mod:`kanlab.kernels`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import torch_impl
+from .extension import load_extension
+
+__all__ = ["bspline_local", "bspline_dense", "local_forward", "local_backward", "uses_extension"]
+
+_CPP_DTYPES = (torch.float32, torch.float64)
+_CPP_MAX_ORDER = 15
+
+
+def uses_extension(x: Tensor, order: int = 3) -> bool:
+    """Whether the ops run the C++ kernel for tensors like ``x``."""
+    return (x.device.type == "cpu" and x.dtype in _CPP_DTYPES and order <= _CPP_MAX_ORDER
+            and load_extension())
+
+
+def _window(first: Tensor, order: int) -> Tensor:
+    return first[..., None] + torch.arange(order + 1, device=first.device)
+
+
+# ---- bspline_local -------------------------------------------------------------------------------------
+@torch.library.custom_op("kanlab::bspline_local", mutates_args=())
+def bspline_local(x: Tensor, grid: Tensor, order: int, deriv: int) -> tuple[Tensor, Tensor]:
+    """``x (N, in)``, ``grid (in, M)`` → ``(v (N, in, order+1), first (N, in) int64)``."""
+    grid = grid.to(x.dtype)
+    if uses_extension(x, order):
+        return torch.ops.kanlab_cpp.bspline_local(x, grid, order, deriv)
+    return torch_impl.bspline_local(x, grid, order, deriv)
+
+
+@bspline_local.register_fake
+def _(x, grid, order, deriv):
+    return (x.new_empty(x.shape[0], x.shape[1], order + 1),
+            x.new_empty(x.shape[0], x.shape[1], dtype=torch.int64))
+
+
+def _bspline_local_setup(ctx, inputs, output):
+    x, grid, order, deriv = inputs
+    ctx.save_for_backward(x, grid)
+    ctx.order, ctx.deriv = order, deriv
+
+
+def _bspline_local_backward(ctx, grad_v, grad_first):
+    x, grid = ctx.saved_tensors
+    dv, _ = bspline_local(x, grid, ctx.order, ctx.deriv + 1)
+    return (grad_v * dv).sum(-1), None, None, None
+
+
+bspline_local.register_autograd(_bspline_local_backward, setup_context=_bspline_local_setup)
+
+
+# ---- bspline_dense -------------------------------------------------------------------------------------
+@torch.library.custom_op("kanlab::bspline_dense", mutates_args=())
+def bspline_dense(x: Tensor, act: Optional[Tensor], grid: Tensor, order: int) -> Tensor:
+    """``x (N, in)`` → ``(N, in, K)``, or ``(N, in, K + 1)`` with ``act (N, in)`` as the last column."""
+    grid = grid.to(x.dtype)
+    if uses_extension(x, order):
+        return torch.ops.kanlab_cpp.bspline_dense(x, act, grid, order)
+    return torch_impl.bspline_dense(x, act, grid, order)
+
+
+@bspline_dense.register_fake
+def _(x, act, grid, order):
+    return x.new_empty(x.shape[0], x.shape[1], grid.shape[1] - order - 1 + (act is not None))
+
+
+@torch.library.custom_op("kanlab::bspline_dense_backward", mutates_args=())
+def bspline_dense_backward(grad: Tensor, x: Tensor, grid: Tensor, order: int) -> Tensor:
+    """``Σ_r grad[n, i, first + r] · B'_{first + r}(x[n, i])`` for ``grad (N, in, >= K)`` → ``(N, in)``; not
+    differentiable itself (``bspline_dense``'s backward avoids it under ``create_graph``)."""
+    grid = grid.to(x.dtype)
+    if uses_extension(x, order):
+        return torch.ops.kanlab_cpp.bspline_dense_backward(grad, x, grid, order)
+    return torch_impl.bspline_dense_backward(grad, x, grid, order)
+
+
+@bspline_dense_backward.register_fake
+def _(grad, x, grid, order):
+    return torch.empty_like(x)
+
+
+def _bspline_dense_setup(ctx, inputs, output):
+    x, act, grid, order = inputs
+    ctx.save_for_backward(x, grid)
+    ctx.order, ctx.has_act = order, act is not None
+
+
+def _bspline_dense_backward(ctx, grad):
+    x, grid = ctx.saved_tensors
+    n_fun = grid.shape[1] - ctx.order - 1
+    g_act = grad[..., n_fun] if ctx.has_act else None
+    g_x = None
+    if ctx.needs_input_grad[0]:
+        if torch.is_grad_enabled():  # create_graph: stay differentiable
+            dv, first = bspline_local(x, grid, ctx.order, 1)
+            g_x = (torch.gather(grad, 2, _window(first, ctx.order)) * dv).sum(-1)
+        else:
+            g_x = bspline_dense_backward(grad.contiguous(), x, grid, ctx.order)
+    return g_x, g_act, None, None
+
+
+bspline_dense.register_autograd(_bspline_dense_backward, setup_context=_bspline_dense_setup)
+
+
+# ---- local contraction ---------------------------------------------------------------------------------
+@torch.library.custom_op("kanlab::local_forward", mutates_args=())
+def local_forward(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Tensor:
+    """``v (N, in, R)``, ``first (N, in)``, ``coef (out, in, K)``, ``scale (out, in)`` → ``(N, out)``."""
+    if uses_extension(v, v.shape[-1] - 1):
+        return torch.ops.kanlab_cpp.local_forward(v, first, coef, scale)
+    return torch_impl.local_forward(v, first, coef, scale)
+
+
+@local_forward.register_fake
+def _(v, first, coef, scale):
+    return v.new_empty(v.shape[0], coef.shape[0])
+
+
+@torch.library.custom_op("kanlab::local_backward", mutates_args=())
+def local_backward(grad: Tensor, v: Tensor, first: Tensor, coef: Tensor, scale: Tensor, need_v: bool,
+                   need_w: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of ``local_forward`` for ``grad (N, out)``: ``(g_v, g_coef, g_scale)`` (zeros where not
+    needed).  Not differentiable itself (``local_forward``'s backward avoids it under ``create_graph``)."""
+    if uses_extension(v, v.shape[-1] - 1):
+        return torch.ops.kanlab_cpp.local_backward(grad, v, first, coef, scale, need_v, need_w)
+    return torch_impl.local_backward(grad, v, first, coef, scale, need_v, need_w)
+
+
+@local_backward.register_fake
+def _(grad, v, first, coef, scale, need_v, need_w):
+    return torch.empty_like(v), torch.empty_like(coef), torch.empty_like(scale)
+
+
+def _local_forward_setup(ctx, inputs, output):
+    v, first, coef, scale = inputs
+    ctx.save_for_backward(v, first, coef, scale)
+
+
+def _local_backward_composite(grad, v, first, coef, scale):
+    """Differentiable gradients (used under ``create_graph``): the dense formulation, O(G) memory."""
+    n, n_in, r = v.shape
+    n_out, _, n_fun = coef.shape
+    idx = torch_impl.local_indices(first, r - 1, n_fun)
+    weight = (coef * scale[..., None]).reshape(n_out, n_in * n_fun)
+    g_v = torch.gather(grad @ weight, 1, idx).reshape(n, n_in, r)
+    dense = v.new_zeros(n, n_in * n_fun).scatter(1, idx, v.reshape(n, -1))
+    g_w = (grad.t() @ dense).reshape(n_out, n_in, n_fun)
+    return g_v, g_w * scale[..., None], (g_w * coef).sum(-1)
+
+
+def _local_forward_backward(ctx, grad):
+    v, first, coef, scale = ctx.saved_tensors
+    need_v = ctx.needs_input_grad[0]
+    need_w = ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
+    if not (need_v or need_w):
+        return None, None, None, None
+    if torch.is_grad_enabled():
+        g_v, g_coef, g_scale = _local_backward_composite(grad, v, first, coef, scale)
+    else:
+        g_v, g_coef, g_scale = local_backward(grad.contiguous(), v, first, coef, scale, need_v, need_w)
+    return (g_v if need_v else None, None, g_coef if ctx.needs_input_grad[2] else None,
+            g_scale if ctx.needs_input_grad[3] else None)
+
+
+local_forward.register_autograd(_local_forward_backward, setup_context=_local_forward_setup)
