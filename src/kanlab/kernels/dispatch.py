@@ -105,25 +105,40 @@ def _reference(x, basis, coef, scale, base_weight, act) -> Tensor:
     return out
 
 
+def _with_extrapolation(x: Tensor, basis, out: Tensor, coef: Tensor, scale: Tensor) -> Tensor:
+    """Add the B-spline's linear-extrapolation term ``Σ_i d_i·Σ_k slope[i,k]·w[o,i,k]`` (``d_i`` = distance past
+    the grid range) to ``out`` (N, out); the kernels themselves evaluate the basis at the clamped input."""
+    tangent = basis._tangent_term(x)
+    if tangent is None:
+        return out
+    below, above, slopes = tangent
+    weight = coef * scale[..., None]  # (out, in, K)
+    s_lo = (weight * slopes[0]).sum(-1)  # (out, in)
+    s_hi = (weight * slopes[1]).sum(-1)
+    return out + below @ s_lo.t() + above @ s_hi.t()
+
+
 @register_kernel("dense", _is_spline, "packed GEMM over in·(K+1) columns, base branch folded in (B-spline)")
 def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
     n = x.shape[0]
+    xe = basis._extrapolated(x)  # the basis is evaluated at the clamped input (see BSpline's rule)
     weight = coef * scale[..., None]
     if base_weight is not None:
-        packed = ops.bspline_dense(x, act(x), basis.grid, basis.order)
+        packed = ops.bspline_dense(xe, act(x), basis.grid, basis.order)
         weight = torch.cat([weight, base_weight[..., None]], dim=-1)
     else:
-        packed = ops.bspline_dense(x, None, basis.grid, basis.order)
-    return packed.reshape(n, packed.shape[1] * packed.shape[2]) @ weight.reshape(weight.shape[0], -1).t()
+        packed = ops.bspline_dense(xe, None, basis.grid, basis.order)
+    out = packed.reshape(n, packed.shape[1] * packed.shape[2]) @ weight.reshape(weight.shape[0], -1).t()
+    return _with_extrapolation(x, basis, out, coef, scale)
 
 
 @register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)")
 def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
-    v, first = ops.bspline_local(x, basis.grid, basis.order, 0)
+    v, first = ops.bspline_local(basis._extrapolated(x), basis.grid, basis.order, 0)
     out = ops.local_forward(v, first, coef, scale)
     if base_weight is not None:
         out = torch.addmm(out, act(x), base_weight.t())
-    return out
+    return _with_extrapolation(x, basis, out, coef, scale)
 
 
 # ---- the cost model ------------------------------------------------------------------------------------
