@@ -246,7 +246,12 @@ def test_eval_mode_batch_independence(basis):
     assert torch.isfinite(conv(10 * x)).all()
 
 
-@pytest.mark.parametrize("basis", BASES)
+_KINKED = {"rational": "the safe Padé denominator 1 + |Σ b_j x^j| is not differentiable where the sum is 0, "
+                       "which the zero padding (x = 0 exactly) can hit; finite differences then straddle the kink"}
+
+
+@pytest.mark.parametrize("basis", [pytest.param(b, marks=pytest.mark.xfail(reason=_KINKED[b], strict=False))
+                                   if b in _KINKED else b for b in BASES])
 def test_gradcheck_tiny_layer(basis):
     torch.manual_seed(6)
     conv = KANConv2d(2, 2, 2, padding=1, groups=2, basis=basis, dtype=torch.float64, **small(basis))

@@ -80,7 +80,9 @@ class NaturalCubic(KnotGridBasis):
         u = (xc - torch.gather(t.t(), 0, j))[..., None]  # (N, in, 1)
         excess = (flat - xc)[..., None]
         feature = torch.arange(self.in_features, device=x.device)
-        a, b, c, d = self.table.to(x.dtype)[feature, j].unbind(-2)  # each (N, in, K)
+        rows = self.table.to(x.dtype)[feature, j]  # (N, in, 4, K)
+        # contiguous copies rather than unbind() views: aot_autograd's backward rejects views of the gather
+        a, b, c, d = (rows.select(-2, i).contiguous() for i in range(4))  # each (N, in, K)
         value = a + u * (b + u * (c + u * d))
         slope = b + u * (2 * c + 3 * u * d)
         return (value + excess * slope).reshape(*x.shape, self.num_functions)

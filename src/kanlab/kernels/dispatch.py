@@ -24,7 +24,6 @@ search.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -51,7 +50,8 @@ class KernelPath:
 
 
 _KERNELS: dict[str, KernelPath] = {}
-_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("kanlab_kernel", default=None)
+# The use_kernel() override: a plain module global (not a ContextVar) so torch.compile can trace and guard it.
+_override: list[str | None] = [None]
 
 
 def register_kernel(name: str, supports: Callable[[object, Tensor], bool], doc: str = ""):
@@ -79,11 +79,12 @@ def _check_name(name: str) -> str:
 def use_kernel(name: str) -> Iterator[None]:
     """Within the block, layers whose ``kernel`` is ``"auto"`` use path ``name`` (``"auto"`` restores the
     cost model)."""
-    token = _override.set(_check_name(name))
+    previous = _override[0]
+    _override[0] = _check_name(name)
     try:
         yield
     finally:
-        _override.reset(token)
+        _override[0] = previous
 
 
 def _is_spline(basis, x: Tensor) -> bool:
@@ -179,12 +180,19 @@ def _exporting() -> bool:
     return bool(torch.jit.is_tracing() or torch.jit.is_scripting())
 
 
+def _compiling() -> bool:
+    """Inside torch.compile the plain-PyTorch path is traced (building/loading the C++ extension is not
+    traceable); an explicit ``kernel=`` choice still applies."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and compiler.is_compiling())
+
+
 def _resolve(kernel: str, basis, x: Tensor, coef: Tensor) -> KernelPath:
     name = _check_name(kernel)
     if name == "auto":
-        name = _override.get() or "auto"
+        name = _override[0] or "auto"
     if name == "auto":
-        if _exporting() or not _is_spline(basis, x):
+        if _exporting() or _compiling() or not _is_spline(basis, x):
             name = "reference"
         else:
             name = choose_kernel(x.shape[0], coef.shape[1], coef.shape[0], basis.grid_size, basis.order,
