@@ -42,6 +42,7 @@ class FitJob:
     basis_kwargs: dict[str, Any] = field(default_factory=dict)
     progress: bool | None = None
     callbacks: Sequence[Any] = ()
+    on_divergence: str = "raise"
 
 
 def default_width(n_in: int, n_out: int = 1) -> list[int]:
@@ -98,7 +99,7 @@ def run_job(data: dict, job: FitJob, *, model: nn.Module | None = None,
     uses_grid = model.layers[0].basis.supports_grid
     history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
                   grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
-                  callbacks=job.callbacks, resume=resume)
+                  callbacks=job.callbacks, resume=resume, on_divergence=job.on_divergence)
     result: dict[str, Any] = {
         "staircase": [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"], "test_rmse": r["test_loss"]}
                       for r in history.stage_end()],

@@ -39,8 +39,8 @@ class RBF(Basis):
         if not isinstance(num_centers, int) or isinstance(num_centers, bool) or num_centers < 1:
             raise ValueError(f"num_centers must be an integer >= 1, got {num_centers!r}")
         lo, hi = (float(v) for v in grid_range)
-        if not hi > lo:
-            raise ValueError(f"grid_range must satisfy low < high, got {tuple(grid_range)!r}")
+        if not (hi > lo and abs(lo) < float("inf") and abs(hi) < float("inf")):
+            raise ValueError(f"grid_range must be finite with low < high, got {tuple(grid_range)!r}")
         if not width_scale > 0:
             raise ValueError(f"width_scale must be > 0, got {width_scale!r}")
         self.num_centers = num_centers
