@@ -287,9 +287,9 @@ def load(directory: str | os.PathLike, *, device=None) -> nn.Module:
                               f"or was edited")
     recorded = _safetensors_metadata(blob).get("config_sha256")
     if recorded is not None and raw["format_version"] == FORMAT_VERSION and recorded != config_digest(raw):
-        raise CheckpointError(f"{_path(directory, CONFIG_NAME)}: config.json is not the one written with these "
-                              f"weights (its hash differs from the one recorded in {WEIGHTS_NAME}); it was edited "
-                              f"or copied from another checkpoint")
+        raise CheckpointError(f"{_path(directory, CONFIG_NAME)}: not the config written with these weights (its "
+                              f"hash differs from the one recorded in {WEIGHTS_NAME}); it was edited or copied "
+                              f"from another checkpoint")
     cls = _model_class(config["kind"], directory)
     dtype_name = config.get("dtype", "float32")
     dtype = getattr(torch, dtype_name, None) if isinstance(dtype_name, str) else None
@@ -374,8 +374,9 @@ def load_train_state(directory: str | os.PathLike) -> dict[str, Any]:
     except CheckpointError:
         raise
     except Exception as err:  # zip/pickle errors of a truncated or foreign file
-        raise CheckpointError(f"{path}: cannot read the training state ({type(err).__name__}: {err}); the "
-                              f"file is corrupt or truncated") from None
+        reason = (str(err).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path}: cannot read the training state ({type(err).__name__}: {reason}); the "
+                              f"file is corrupt, truncated or not a kanlab training state") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a kanlab training state")
     version = state.get("train_state_version")

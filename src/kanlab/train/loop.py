@@ -133,9 +133,10 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             bit-identical to an uninterrupted run.  Load the model from the same checkpoint first.
         distributed: data-parallel DDP over the initialised process group (default: when one with more than
             one rank exists); see :mod:`kanlab.train.distributed`.
-        on_divergence: what a non-finite loss or output does (the weights are first restored to the last finite
-            step): ``"raise"`` raises :class:`TrainingDivergedError`; ``"reduce_lr"`` multiplies the learning
-            rate by 0.1 and retries the step (at most 8 times), logging a warning.
+        on_divergence: what a non-finite loss or output does: ``"raise"`` restores the last finite weights and
+            raises :class:`TrainingDivergedError`; ``"reduce_lr"`` restores the grid stage's best weights,
+            multiplies the learning rate by 0.1 and retries the step (at most 8 times), logging a warning.
+            See :mod:`kanlab.train.safety`.
 
     Ctrl-C (SIGINT, main thread) stops training after the step in progress: callbacks see a clean state (a
     :class:`~kanlab.train.checkpoint.Checkpoint` saves it), then :class:`TrainingInterrupted` is raised.
@@ -279,6 +280,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             for cb in cbs:
                 cb.on_stage_begin(state)
             last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_good, best_loss = last_good, math.inf  # for on_divergence="reduce_lr"
             for s in range(first, steps):
                 if (is_grid_model and update_grid_every and s % update_grid_every == 0
                         and s < stop_grid_update_step):
@@ -327,23 +329,27 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                             problem = "the model produced non-finite outputs"
                     if problem is None:
                         break
-                    model.load_state_dict(last_good)
                     if on_divergence == "raise" or n_reductions >= MAX_LR_REDUCTIONS:
+                        model.load_state_dict(last_good)
                         tried = f" after {n_reductions} learning-rate reductions" if n_reductions else ""
                         raise TrainingDivergedError(
                             f"{problem} at stage {stage}, step {s}{tried}; the model was restored to the last "
                             f"finite state. Lower the learning rate, use optimizer='adam', or pass "
                             f"on_divergence='reduce_lr'.")
+                    # a blow-up is usually visible before it is non-finite: go back to the stage's best weights
+                    model.load_state_dict(best_good)
                     lr_now = (lr_now if lr_now is not None else opt.param_groups[0]["lr"]) * LR_FACTOR
                     n_reductions += 1
                     state.lr = lr_now
-                    log.warning("%s at stage %d, step %d: restored the last finite weights, retrying with lr=%g",
+                    log.warning("%s at stage %d, step %d: restored the stage's best weights, retrying with lr=%g",
                                 problem, stage, s, lr_now)
                     params = [p for p in model.parameters() if p.requires_grad]
                     opt = OPTIMIZERS[optimizer](params, lr_now)
                     net = par.wrap(model)
                     state.optimizer = opt
                 last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if on_divergence == "reduce_lr" and train_rep < best_loss:
+                    best_good, best_loss = last_good, train_rep
                 state.train_loss, state.test_loss = train_rep, evaluate_test()
                 history.step.append(state.step)
                 history.stage.append(stage)

@@ -5,10 +5,11 @@
   final checkpoint of that step), then :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) is raised.
   A second Ctrl-C aborts at once, as usual.  The handler is installed only in the main thread and only while
   Python's default handler is active, and it is always put back.
-* ``on_divergence`` — a non-finite loss (or non-finite model outputs after a step, e.g. after an LBFGS
-  line search that went astray) restores the last finite weights; ``"raise"`` then raises
-  :class:`TrainingDivergedError`, ``"reduce_lr"`` lowers the learning rate by :data:`LR_FACTOR` and retries
-  the step, at most :data:`MAX_LR_REDUCTIONS` times per fit.
+* ``on_divergence`` — on a non-finite loss (or non-finite model outputs after a step, e.g. after an LBFGS
+  line search that went astray) ``"raise"`` restores the last finite weights and raises
+  :class:`TrainingDivergedError`; ``"reduce_lr"`` restores the weights with the lowest training loss of the
+  current grid stage (a blow-up usually starts a few steps before the loss overflows), multiplies the
+  learning rate by :data:`LR_FACTOR` and retries the step, at most :data:`MAX_LR_REDUCTIONS` times per fit.
 * :func:`check_resume_compatible` — a resumed fit must use the arguments of the interrupted one, or it would
   silently train a different model; the arguments are recorded in the training state.
 """
@@ -33,7 +34,7 @@ log = logging.getLogger("kanlab.train")
 #: ``on_divergence`` choices of :func:`kanlab.fit`.
 DIVERGENCE_POLICIES = {
     "raise": "restore the last finite weights and raise TrainingDivergedError",
-    "reduce_lr": "restore the last finite weights, multiply the learning rate by LR_FACTOR and retry the step",
+    "reduce_lr": "restore the stage's best weights, multiply the learning rate by LR_FACTOR and retry the step",
 }
 LR_FACTOR = 0.1
 MAX_LR_REDUCTIONS = 8
