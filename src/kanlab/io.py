@@ -1,13 +1,14 @@
 """Checkpoints: a directory with ``config.json`` and ``model.safetensors`` that rebuilds the model alone, plus an
 optional ``train_state.pt`` (optimizer, step counters, RNG states, history) for resuming a fit.
 
-``save(model, dir)`` is atomic as a whole (see :mod:`kanlab.atomic`): the new files are written
-next to the old ones, a commit record makes them current in one rename, and readers resolve through that
-record, so a process killed at any moment leaves the last complete checkpoint loadable.  ``load(dir)`` checks
-the format version (older formats are upgraded by the migration steps in :data:`MIGRATIONS`), the tensors'
-content hash, and that ``config.json`` is the one written with the weights (its hash is kept in the weights
-file's metadata), before building the model.  ``train_state.pt`` records the weights hash it belongs to.  Everything the model needs round-trips: grids and masks (buffers), grid sizes
-and bases (``config()``), pruned widths and multiplication nodes (``widths``), symbolic edge assignments (the
+``save(model, dir)`` is atomic as a whole (see :mod:`kanlab.atomic`): the new files are written next to the
+old ones, a commit record makes them current in one rename, and readers resolve through that record, so a
+process killed at any moment leaves the last complete checkpoint loadable.  ``load(dir)`` checks the format
+version (older formats are upgraded by the migration steps in :data:`MIGRATIONS`), the tensors' content hash,
+and that ``config.json`` is the one written with the weights (its hash is kept in the weights file's
+metadata), before building the model.  ``train_state.pt`` records the weights hash it belongs to.
+
+Everything the model needs round-trips: grids and masks (buffers), grid sizes and bases (``config()``), pruned widths and multiplication nodes (``widths``), symbolic edge assignments (the
 JSON-safe ``get_extra_state`` of each layer, stored under ``"extra_state"``), input column names, and each
 module's ``_version`` (``"module_versions"``, handed back to ``_load_from_state_dict`` so modules can upgrade
 old state themselves).
@@ -17,6 +18,10 @@ Layout of ``config.json`` (format 2)::
     {"format_version": 2, "kanlab_version": "...", "kind": "kan", "model": {...constructor config...},
      "dtype": "float64", "names": ["x", "y"] | null, "weights_sha256": "...",
      "module_versions": {"": 1, "layers.0": 1, ...}, "extra_state": {...} (optional), ...extra entries}
+
+``model.safetensors`` metadata: ``sha256`` (the tensors' hash, also in config.json) and ``config_sha256``
+(:func:`config_digest` of config.json as written; checked for current-format configs).  ``train_state.pt``
+holds ``weights_sha256``, the weights it continues from.
 """
 
 from __future__ import annotations

@@ -60,6 +60,8 @@ CASES = [
     ("unknown basis", [*FIT, "--basis", "bessel"], "unknown basis 'bessel'"),
     ("unknown optimizer", [*FIT, "--optimizer", "magic"], "unknown --optimizer 'magic'"),
     ("unknown divergence policy", [*FIT, "--on-divergence", "ignore"], "argument --on-divergence: invalid choice"),
+    ("learning rate that diverges", [*FIT, "--width", "2,2,1", "--optimizer", "sgd", "--lr", "100", "--steps", "5"],
+     "training diverged: the model produced non-finite outputs at stage 0, step 3"),
     ("checkpoint-every 0", [*FIT, "--checkpoint-every", "0"], "argument --checkpoint-every: expected a positive"),
     ("checkpoint-every without out", [*FIT, "--checkpoint-every", "2"], "--checkpoint-every needs --out DIR"),
     ("out is a file", [*FIT, "--out", "{d}/good.csv"], "exists and is not a directory"),

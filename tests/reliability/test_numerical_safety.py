@@ -108,6 +108,22 @@ def test_lowered_learning_rate_survives_a_resume_bit_identically(tmp_path, data)
     assert weights_equal(resumed.state_dict(), straight.state_dict())
 
 
+def test_best_weights_for_reduce_lr_survive_a_resume_bit_identically(tmp_path, data):
+    """SGD blows up over several steps; at the non-finite step reduce_lr goes back to the stage's best weights,
+    which predate the checkpoint: they must come from the training state for the resume to match."""
+    kw = dict(steps=7, optimizer="sgd", lr=10.0, on_divergence="reduce_lr", update_grid_every=None, seed=0)
+    straight, record = small_kan(), Record()
+    hist = kanlab.fit(straight, data, callbacks=[record], **kw)
+    assert min(hist.train_loss[:3]) < hist.train_loss[3]  # the best step lies before the checkpoint at step 3
+    kanlab.fit(small_kan(), data, callbacks=[Checkpoint(tmp_path, every=1), StopAt(3)], **kw)
+    state = load_train_state(tmp_path)
+    assert state["step"] == 3 and "best_weights" in state
+    resumed = load(tmp_path)
+    resumed.train()
+    kanlab.fit(resumed, data, resume=state, **kw)
+    assert weights_equal(resumed.state_dict(), straight.state_dict())
+
+
 @pytest.fixture
 def default_sigint():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -218,3 +234,14 @@ def test_divergence_under_ddp_is_decided_by_all_ranks_together(tmp_path):
     assert results[0]["raised"] == results[1]["raised"] and "step" in results[0]["raised"]
     assert weights_equal(results[0]["state"], results[1]["state"])
     assert all(torch.isfinite(v).all() for v in results[0]["state"].values())
+
+
+def test_cli_on_divergence_reduce_lr_continues(tmp_path, caplog):
+    from kanlab.cli import main
+
+    args = ["fit", "--formula", "x*y", "--width", "2,2,1", "--grids", "3", "--steps", "5", "--n-train", "20",
+            "--n-test", "5", "--optimizer", "sgd", "--lr", "100", "--json", str(tmp_path / "r.json")]
+    with caplog.at_level(logging.WARNING, logger="kanlab"):
+        assert main([*args, "--on-divergence", "reduce_lr"]) == 0
+    assert "retrying with lr=10" in caplog.text
+    assert main(args) == 2

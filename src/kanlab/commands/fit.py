@@ -123,7 +123,7 @@ def run(args, echo) -> int:
     from ..atomic import write_file_atomic
     from ..io import TRAIN_STATE_NAME, save
     from ..train import distributed
-    from ..train.safety import TrainingInterrupted
+    from ..train.safety import TrainingDivergedError, TrainingInterrupted
     from ..workflow import run_job
 
     job = build_job(args)
@@ -139,6 +139,10 @@ def run(args, echo) -> int:
                 raise TrainingInterrupted(f"{err}; checkpoint saved in {out} (continue with the same arguments "
                                           f"and --resume {out})", err.step) from None
             raise
+        except TrainingDivergedError as err:
+            hint = f"; the last periodic checkpoint in {out} is intact" if out and args.checkpoint_every else ""
+            raise UsageError(f"training diverged: {str(err).split('. ')[0]}{hint}; try a smaller --lr or "
+                             f"--on-divergence reduce_lr") from None
         result["names"] = data["names"]
         result["world_size"] = distributed.world_size()
         if not distributed.is_main_process():

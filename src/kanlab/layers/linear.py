@@ -34,6 +34,11 @@ class KANLinear(nn.Module):
         - Input: ``(*, in_features)``.
         - Output: ``(*, out_features)``.
 
+    Finite inputs, however far outside the grid, give finite outputs (each basis documents its extrapolation
+    rule).  Values are not checked in ``forward`` (no device sync): NaN propagates to its own rows, ``±inf``
+    may give NaN; ``kanlab.fit``, the estimators and the CLI reject non-finite data (see
+    :mod:`kanlab.validation`).
+
     Attributes:
         base_weight: ``(out, in)`` ``w_b``.  coef: ``(out, in, K)`` ``c``.  spline_scaler: ``(out, in)`` ``w_s``.
         bias: ``(out,)`` or None.  mask: buffer ``(out, in)``, 0 for pruned edges.

@@ -63,6 +63,7 @@ class TrainState:
     fit_args: dict = field(default_factory=dict)  # fit's arguments, checked when resuming
     data_fingerprint: Any = None  # () -> hash of the training data (dict data), checked when resuming
     interrupted: bool = False  # Ctrl-C: training stops after the current step
+    best: Any = None  # (weights, train loss) of the stage's best step, kept for on_divergence="reduce_lr"
 
 
 class Callback:

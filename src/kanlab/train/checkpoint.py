@@ -32,6 +32,10 @@ def capture_train_state(state: TrainState) -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     history = state.history.as_dict() if state.history is not None else {}
+    best = {}
+    if state.best is not None:
+        best = {"best_weights": {k: v.detach().cpu().clone() for k, v in state.best[0].items()},
+                "best_loss": float(state.best[1])}
     fit_args = dict(state.fit_args)
     if state.data_fingerprint is not None:
         fit_args["data"] = state.data_fingerprint()
@@ -45,6 +49,7 @@ def capture_train_state(state: TrainState) -> dict[str, Any]:
         "rng": rng,
         "lr": state.lr,
         "fit_args": fit_args,
+        **best,
         "history": {k: (list(v) if isinstance(v, list) else v) for k, v in history.items()},
     }
 

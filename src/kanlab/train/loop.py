@@ -277,10 +277,15 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 opt.load_state_dict(resume["optimizer"])
             net = par.wrap(model)
             state.optimizer, state.stage, state.stage_step = opt, stage, first
+            state.best = None
             for cb in cbs:
                 cb.on_stage_begin(state)
             last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best_good, best_loss = last_good, math.inf  # for on_divergence="reduce_lr"
+            if stage == start_stage and resume is not None and resume.get("best_weights") is not None:
+                best_good = {k: v.to(device) for k, v in resume["best_weights"].items()}
+                best_loss = float(resume["best_loss"])
+                state.best = (best_good, best_loss)
             for s in range(first, steps):
                 if (is_grid_model and update_grid_every and s % update_grid_every == 0
                         and s < stop_grid_update_step):
@@ -302,8 +307,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                                              f"shape {tuple(yb.shape)}")
                         loss = loss_fn(pred, yb)
                         if not isinstance(loss, Tensor) or loss.dim() != 0:
-                            raise ValueError(f"loss_fn must return a scalar tensor, got "
-                                             f"{tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__}")
+                            got = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+                            raise ValueError(f"loss_fn must return a scalar tensor, got {got}")
                         total = loss
                         if lamb > 0:
                             reg = sparsity_penalty(model, xb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
@@ -332,10 +337,10 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                     if on_divergence == "raise" or n_reductions >= MAX_LR_REDUCTIONS:
                         model.load_state_dict(last_good)
                         tried = f" after {n_reductions} learning-rate reductions" if n_reductions else ""
+                        hint = "" if tried else ", or pass on_divergence='reduce_lr'"
                         raise TrainingDivergedError(
                             f"{problem} at stage {stage}, step {s}{tried}; the model was restored to the last "
-                            f"finite state. Lower the learning rate, use optimizer='adam', or pass "
-                            f"on_divergence='reduce_lr'.")
+                            f"finite state. Lower the learning rate or use optimizer='adam'{hint}.")
                     # a blow-up is usually visible before it is non-finite: go back to the stage's best weights
                     model.load_state_dict(best_good)
                     lr_now = (lr_now if lr_now is not None else opt.param_groups[0]["lr"]) * LR_FACTOR
@@ -350,6 +355,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if on_divergence == "reduce_lr" and train_rep < best_loss:
                     best_good, best_loss = last_good, train_rep
+                    state.best = (best_good, best_loss)  # checkpointed: a resume restores the same weights
                 state.train_loss, state.test_loss = train_rep, evaluate_test()
                 history.step.append(state.step)
                 history.stage.append(stage)
