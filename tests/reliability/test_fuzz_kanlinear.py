@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import kanlab
 from kanlab import KANLinear
 
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LIMIT = {"float32": 1e30, "float64": 1e30}
