@@ -1,10 +1,14 @@
 """Checkpoints: a directory with ``config.json`` and ``model.safetensors`` that rebuilds the model alone, plus an
 optional ``train_state.pt`` (optimizer, step counters, RNG states, history) for resuming a fit.
 
-``save(model, dir)`` writes atomically per file (temporary file, then rename); ``load(dir)`` checks the format
-version (older formats are upgraded by the migration steps in :data:`MIGRATIONS`) and the tensors' content
-hash before building the model.  Everything the model needs round-trips: grids and masks (buffers), grid sizes
-and bases (``config()``), pruned widths and multiplication nodes (``widths``), symbolic edge assignments (the
+``save(model, dir)`` is atomic as a whole (see :mod:`kanlab.atomic`): the new files are written next to the
+old ones, a commit record makes them current in one rename, and readers resolve through that record, so a
+process killed at any moment leaves the last complete checkpoint loadable.  ``load(dir)`` checks the format
+version (older formats are upgraded by the migration steps in :data:`MIGRATIONS`), the tensors' content hash,
+and that ``config.json`` is the one written with the weights (its hash is kept in the weights file's
+metadata), before building the model.  ``train_state.pt`` records the weights hash it belongs to.
+
+Everything the model needs round-trips: grids and masks (buffers), grid sizes and bases (``config()``), pruned widths and multiplication nodes (``widths``), symbolic edge assignments (the
 JSON-safe ``get_extra_state`` of each layer, stored under ``"extra_state"``), input column names, and each
 module's ``_version`` (``"module_versions"``, handed back to ``_load_from_state_dict`` so modules can upgrade
 old state themselves).
@@ -14,6 +18,10 @@ Layout of ``config.json`` (format 2)::
     {"format_version": 2, "kanlab_version": "...", "kind": "kan", "model": {...constructor config...},
      "dtype": "float64", "names": ["x", "y"] | null, "weights_sha256": "...",
      "module_versions": {"": 1, "layers.0": 1, ...}, "extra_state": {...} (optional), ...extra entries}
+
+``model.safetensors`` metadata: ``sha256`` (the tensors' hash, also in config.json) and ``config_sha256``
+(:func:`config_digest` of config.json as written; checked for current-format configs).  ``train_state.pt``
+holds ``weights_sha256``, the weights it continues from.
 """
 
 from __future__ import annotations
@@ -22,7 +30,6 @@ import hashlib
 import io as _io
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -30,7 +37,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-__all__ = ["save", "load", "read_config", "save_train_state", "load_train_state", "train_state_exists",
+from .atomic import Transaction, resolve
+
+__all__ = ["save", "load", "read_config", "config_digest", "save_train_state", "load_train_state", "train_state_exists",
            "CheckpointError", "FORMAT_VERSION", "MIGRATIONS", "register_migration", "hash_tensors",
            "CONFIG_NAME", "WEIGHTS_NAME", "TRAIN_STATE_NAME"]
 
@@ -132,18 +141,20 @@ def hash_tensors(tensors: Mapping[str, torch.Tensor]) -> str:
 _hash_tensors = hash_tensors  # backwards-compatible private name
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def config_digest(config: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a checkpoint config (as written; recorded in the weights' metadata)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _safetensors_metadata(blob: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file (already known to parse)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        n = int.from_bytes(blob[:8], "little")
+        meta = json.loads(blob[8: 8 + n]).get("__metadata__") or {}
+        return meta if isinstance(meta, dict) else {}
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return {}
 
 
 def _json_safe(value: Any, where: str) -> Any:
@@ -172,11 +183,9 @@ def save(model: nn.Module, directory: str | os.PathLike, *, names: list[str] | N
     from . import __version__
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
     digest = hash_tensors(tensors)
-    blob = st_save(tensors, metadata={"sha256": digest, "format": "kanlab"})
     if names is None:
         names = getattr(model, "names", None)
     config: dict[str, Any] = {
@@ -198,24 +207,34 @@ def save(model: nn.Module, directory: str | os.PathLike, *, names: list[str] | N
         if reserved:
             raise ValueError(f"extra entries {sorted(reserved)} would overwrite checkpoint fields")
         config.update(_json_safe(extra, "extra"))
-    _atomic_write_bytes(directory / WEIGHTS_NAME, blob)
+    blob = st_save(tensors, metadata={"sha256": digest, "format": "kanlab", "config_sha256": config_digest(config)})
+    files = {WEIGHTS_NAME: blob, CONFIG_NAME: (json.dumps(config, indent=2) + "\n").encode()}
     if train_state is not None:
-        save_train_state(directory, train_state)
-    _atomic_write_bytes(directory / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+        files[TRAIN_STATE_NAME] = _train_state_bytes(train_state, digest)
+    with Transaction(directory) as tx:  # all files become current together, or none does
+        for name, data in files.items():
+            tx.write(name, data)
     return directory
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``config.json`` of a checkpoint directory (migrated to the current format), with clear
     errors for foreign or corrupt content."""
-    directory = Path(directory)
+    return _migrate(_read_raw_config(Path(directory)))
+
+
+def _read_raw_config(directory: Path) -> dict[str, Any]:
+    """``config.json`` as written (not migrated), checked to be a kanlab config of a supported format."""
     if not directory.is_dir():
+        if directory.exists():
+            raise CheckpointError(f"{str(directory)!r} is a file, not a directory; expected a kanlab checkpoint "
+                                  f"directory")
         raise CheckpointError(f"{str(directory)!r} is not a directory; expected a kanlab checkpoint directory")
-    path = directory / CONFIG_NAME
+    path = _path(directory, CONFIG_NAME)
     if not path.is_file():
         raise CheckpointError(f"{str(directory)!r} is not a kanlab checkpoint: {CONFIG_NAME} is missing")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err}); the checkpoint is corrupt") from None
     if not isinstance(config, dict) or "format_version" not in config or "kind" not in config:
@@ -226,7 +245,15 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {version!r} is newer than this kanlab supports "
                               f"({FORMAT_VERSION}); upgrade kanlab")
-    return _migrate(config)
+    return config
+
+
+def _path(directory: Path, name: str) -> Path:
+    """Where the current version of checkpoint file ``name`` lies (see :func:`kanlab.atomic.resolve`)."""
+    try:
+        return resolve(directory, name)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def _model_class(kind: str, directory: Path):
@@ -249,18 +276,25 @@ def load(directory: str | os.PathLike, *, device=None) -> nn.Module:
     from safetensors.torch import load as st_load
 
     directory = Path(directory)
-    config = read_config(directory)
-    weights = directory / WEIGHTS_NAME
+    raw = _read_raw_config(directory)
+    config = _migrate(raw)
+    weights = _path(directory, WEIGHTS_NAME)
     if not weights.is_file():
         raise CheckpointError(f"{str(directory)!r}: {WEIGHTS_NAME} is missing")
+    blob = weights.read_bytes()
     try:
-        tensors = st_load(weights.read_bytes())
+        tensors = st_load(blob)
     except (SafetensorError, ValueError, RuntimeError, OSError) as err:
         raise CheckpointError(f"{weights}: cannot read the weights ({err}); the file is corrupt or truncated") \
             from None
     if hash_tensors(tensors) != config.get("weights_sha256"):
         raise CheckpointError(f"{weights}: content hash does not match config.json; the checkpoint is corrupt "
                               f"or was edited")
+    recorded = _safetensors_metadata(blob).get("config_sha256")
+    if recorded is not None and raw["format_version"] == FORMAT_VERSION and recorded != config_digest(raw):
+        raise CheckpointError(f"{_path(directory, CONFIG_NAME)}: not the config written with these weights (its "
+                              f"hash differs from the one recorded in {WEIGHTS_NAME}); it was edited or copied "
+                              f"from another checkpoint")
     cls = _model_class(config["kind"], directory)
     dtype_name = config.get("dtype", "float32")
     dtype = getattr(torch, dtype_name, None) if isinstance(dtype_name, str) else None
@@ -287,31 +321,53 @@ def load(directory: str | os.PathLike, *, device=None) -> nn.Module:
 
 # ---- training state ------------------------------------------------------------------------------------
 def train_state_exists(directory: str | os.PathLike) -> bool:
-    return (Path(directory) / TRAIN_STATE_NAME).is_file()
+    """True when the directory's last complete checkpoint has a ``train_state.pt``."""
+    try:
+        return _path(Path(directory), TRAIN_STATE_NAME).is_file()
+    except CheckpointError:
+        return False
 
 
-def save_train_state(directory: str | os.PathLike, train_state: Mapping[str, Any]) -> Path:
-    """Write ``train_state.pt`` (a dict of tensors, numbers, strings and lists) atomically.
-
-    The payload is stored together with its SHA-256 so that a truncated or edited file is detected on load.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def _train_state_bytes(train_state: Mapping[str, Any], weights_sha256: str | None) -> bytes:
     payload = _io.BytesIO()
-    torch.save({"train_state_version": TRAIN_STATE_VERSION, **dict(train_state)}, payload)
+    state = {"train_state_version": TRAIN_STATE_VERSION, **dict(train_state)}
+    if weights_sha256 is not None:
+        state["weights_sha256"] = weights_sha256  # the weights this state continues from
+    torch.save(state, payload)
     data = payload.getvalue()
     wrapper = _io.BytesIO()
     torch.save({"sha256": hashlib.sha256(data).hexdigest(), "payload": torch.frombuffer(bytearray(data),
                                                                                          dtype=torch.uint8)},
                wrapper)
-    path = directory / TRAIN_STATE_NAME
-    _atomic_write_bytes(path, wrapper.getvalue())
-    return path
+    return wrapper.getvalue()
+
+
+def save_train_state(directory: str | os.PathLike, train_state: Mapping[str, Any]) -> Path:
+    """Write ``train_state.pt`` (a dict of tensors, numbers, strings and lists) atomically.
+
+    The payload is stored together with its SHA-256 so that a truncated or edited file is detected on load,
+    and bound to the weights of the checkpoint already in ``directory`` (if any).  To write weights and state
+    together, atomically, use ``save(model, directory, train_state=...)``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        weights_sha256 = _read_raw_config(directory).get("weights_sha256")
+    except CheckpointError:
+        weights_sha256 = None
+    with Transaction(directory) as tx:
+        tx.write(TRAIN_STATE_NAME, _train_state_bytes(train_state, weights_sha256))
+    return directory / TRAIN_STATE_NAME
 
 
 def load_train_state(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read ``train_state.pt`` (hash checked, loaded with ``weights_only=True``: no code runs)."""
-    path = Path(directory) / TRAIN_STATE_NAME
+    """Read ``train_state.pt`` (hash checked, loaded with ``weights_only=True``: no code runs).
+
+    Raises :class:`CheckpointError` when the file is missing, corrupt, from a newer kanlab, or belongs to other
+    weights than the checkpoint's ``model.safetensors`` (e.g. copied from another run).
+    """
+    directory = Path(directory)
+    path = _path(directory, TRAIN_STATE_NAME)
     if not path.is_file():
         raise CheckpointError(f"{str(directory)!r} has no {TRAIN_STATE_NAME}: it cannot be resumed from")
     try:
@@ -323,9 +379,22 @@ def load_train_state(directory: str | os.PathLike) -> dict[str, Any]:
     except CheckpointError:
         raise
     except Exception as err:  # zip/pickle errors of a truncated or foreign file
-        raise CheckpointError(f"{path}: cannot read the training state ({type(err).__name__}: {err}); the "
-                              f"file is corrupt or truncated") from None
+        reason = (str(err).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path}: cannot read the training state ({type(err).__name__}: {reason}); the "
+                              f"file is corrupt, truncated or not a kanlab training state") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a kanlab training state")
     version = state.get("train_state_version")
     if not isinstance(version, int) or version > TRAIN_STATE_VERSION:
         raise CheckpointError(f"{path}: training-state format {version!r} is not supported by this kanlab")
+    bound = state.get("weights_sha256")
+    if bound is not None:
+        try:
+            current = _read_raw_config(directory).get("weights_sha256")
+        except CheckpointError:
+            current = None
+        if current is not None and current != bound:
+            raise CheckpointError(f"{path}: this training state belongs to other weights than {WEIGHTS_NAME} "
+                                  f"(copied from another checkpoint, or the model was saved again without its "
+                                  f"training state); it cannot be resumed from")
     return state

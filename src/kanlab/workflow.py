@@ -50,6 +50,7 @@ class FitJob:
     sparsify_lamb: float = 0.01
     sparsify_entropy: float = 10.0
     sparsify_threshold: float = 1e-2
+    on_divergence: str = "raise"
 
 
 def default_width(n_in: int, n_out: int = 1) -> list[int]:
@@ -109,7 +110,7 @@ def run_job(data: dict, job: FitJob, *, model: nn.Module | None = None,
         result.update(_prelude(model, data, job))
     history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
                   grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
-                  callbacks=job.callbacks, resume=resume)
+                  callbacks=job.callbacks, resume=resume, on_divergence=job.on_divergence)
     result["staircase"] = [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"], "test_rmse": r["test_loss"]}
                            for r in history.stage_end()]
     result["history"] = {k: list(history[k]) for k in ("step", "stage", "grid_size", "train_loss", "test_loss")}

@@ -41,6 +41,8 @@ def add_arguments(p) -> None:
     p.add_argument("--json", metavar="FILE", help="write the result summary as JSON")
     p.add_argument("--checkpoint-every", type=positive_int, metavar="N", help="checkpoint every N steps")
     p.add_argument("--resume", metavar="DIR", help="resume an interrupted fit from its checkpoint directory")
+    p.add_argument("--on-divergence", choices=["raise", "reduce_lr"], default="raise",
+                   help="on a non-finite loss: stop with an error (default) or lower the learning rate and retry")
 
 
 def load_data(args) -> dict:
@@ -84,7 +86,18 @@ def build_job(args):
                   grids=int_list(args.grids, "--grids"), steps=args.steps, optimizer=args.optimizer, lr=args.lr,
                   lamb=args.lamb if args.lamb is not None else 0.0, prune=args.prune, symbolic=args.symbolic,
                   compare_mlp=args.compare_mlp, warmup_steps=args.warmup_steps,
-                  sparsify=not args.no_sparsify, seed=args.seed, dtype=_dtype(args))
+                  sparsify=not args.no_sparsify, seed=args.seed, dtype=_dtype(args),
+                  on_divergence=args.on_divergence)
+
+
+def _check_outputs(args) -> None:
+    """Fail before training, not after it, when an output cannot be written."""
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a directory")
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if Path(args.json).is_dir() or not parent.is_dir():
+            raise UsageError(f"--json {args.json}: cannot write there (not a file path in an existing directory)")
 
 
 def _resume_and_checkpoint(args, job, data) -> tuple:
@@ -98,31 +111,45 @@ def _resume_and_checkpoint(args, job, data) -> tuple:
         raise UsageError("--checkpoint-every needs --out DIR (where the checkpoints go)")
     if args.resume:
         if not train_state_exists(args.resume):
-            raise UsageError(f"--resume {args.resume}: no train_state.pt there (was it written with "
-                             f"--checkpoint-every?)")
+            raise UsageError(f"--resume {args.resume}: no complete checkpoint with a train_state.pt there (was it "
+                             f"written with --checkpoint-every, or stopped before its first checkpoint? then start "
+                             f"again without --resume)")
         model = load(args.resume)
         if model.names is not None and list(model.names) != list(data["names"]):
             raise UsageError(f"--resume {args.resume}: the checkpoint's columns {model.names} differ from the "
                              f"data's {data['names']}")
         model.train()
         resume = load_train_state(args.resume)
-    if args.checkpoint_every or args.resume:
+    if out:  # also when only --out is given: Ctrl-C then saves the last completed step
         job.callbacks = list(job.callbacks) + [Checkpoint(out, every=args.checkpoint_every, names=data["names"],
                                                           extra={"target": data.get("target")})]
     return model, resume, out
 
 
 def run(args, echo) -> int:
+    from ..atomic import write_file_atomic
     from ..io import TRAIN_STATE_NAME, save
     from ..train import distributed
+    from ..train.safety import TrainingDivergedError, TrainingInterrupted
     from ..workflow import run_job
 
     job = build_job(args)
+    _check_outputs(args)
     data = load_data(args)
     multi = distributed.init_from_env()  # under torchrun: data-parallel over all ranks
     try:
         model, resume, out = _resume_and_checkpoint(args, job, data)
-        model, result = run_job(data, job, model=model, resume=resume)
+        try:
+            model, result = run_job(data, job, model=model, resume=resume)
+        except TrainingInterrupted as err:
+            if out and distributed.is_main_process():
+                raise TrainingInterrupted(f"{err}; checkpoint saved in {out} (continue with the same arguments "
+                                          f"and --resume {out})", err.step) from None
+            raise
+        except TrainingDivergedError as err:
+            hint = f"; the last periodic checkpoint in {out} is intact" if out and args.checkpoint_every else ""
+            raise UsageError(f"training diverged: {str(err).split('. ')[0]}{hint}; try a smaller --lr or "
+                             f"--on-divergence reduce_lr") from None
         result["names"] = data["names"]
         result["world_size"] = distributed.world_size()
         if not distributed.is_main_process():
@@ -134,9 +161,9 @@ def run(args, echo) -> int:
         save(model, Path(out), names=data["names"], extra={"target": data.get("target")})
         if (args.prune or args.symbolic) and (Path(out) / TRAIN_STATE_NAME).exists():
             (Path(out) / TRAIN_STATE_NAME).unlink()  # the saved model is no longer the one being trained
-        (Path(out) / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_file_atomic(Path(out) / "result.json", (json.dumps(result, indent=2) + "\n").encode())
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_file_atomic(Path(args.json), (json.dumps(result, indent=2) + "\n").encode())
     echo(f"train RMSE {result['train_rmse']:.3e}  test RMSE {result['test_rmse']:.3e}  "
          f"params {result['n_params']}  width {result['width']}  {result['seconds']:.1f}s")
     if "formula" in result:

@@ -19,7 +19,10 @@ def parse_formula(expr: str) -> tuple[Callable[..., Tensor], list[str]]:
     try:
         parsed = sympy.sympify(expr, locals={"e": sympy.E})
     except (sympy.SympifyError, SyntaxError, TypeError) as err:
-        raise ValueError(f"cannot parse formula {expr!r}: {err}") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(err).__name__
+        raise ValueError(f"cannot parse formula {expr!r} ({reason}); write a sympy expression such as "
+                         f"'exp(sin(pi*x)+y**2)'") from None
     if not isinstance(parsed, sympy.Expr):
         raise ValueError(f"formula {expr!r} is not an expression")
     symbols = sorted(parsed.free_symbols, key=lambda s: s.name)
@@ -90,8 +93,14 @@ def make_dataset(formula: str | Callable[[Tensor], Tensor], ranges=None, n_train
         dict with ``train_input (n_train, n_var)``, ``train_label (n_train, n_out)``, ``test_input``,
         ``test_label`` and ``names`` (input column names).
     """
-    if n_train < 1 or n_test < 0:
-        raise ValueError(f"n_train must be >= 1 and n_test >= 0, got {n_train}, {n_test}")
+    from ..validation import check_nonnegative_int, check_nonnegative_number, check_positive_int, check_seed
+
+    check_positive_int("n_train", n_train)
+    check_nonnegative_int("n_test", n_test)
+    check_nonnegative_number("noise", noise)
+    check_seed(seed)
+    if n_var is not None:
+        check_positive_int("n_var", n_var)
     dtype = dtype or torch.get_default_dtype()
     if isinstance(formula, str):
         fn, names = parse_formula(formula)
@@ -112,6 +121,10 @@ def make_dataset(formula: str | Callable[[Tensor], Tensor], ranges=None, n_train
         u = torch.rand(n, len(names), generator=gen, dtype=torch.float64)
         x = (box[:, 0] + u * (box[:, 1] - box[:, 0])).to(dtype)
         y = target(x)
+        if not isinstance(y, Tensor) or y.dim() == 0 or y.shape[0] != n:
+            got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+            raise ValueError(f"the formula must return a tensor of shape (N,) or (N, n_out) for inputs (N, "
+                             f"{len(names)}); got {got} for N={n}")
         y = y.to(dtype).reshape(n, -1)
         if noise:
             y = y + noise * torch.randn(y.shape, generator=gen, dtype=torch.float64).to(dtype)

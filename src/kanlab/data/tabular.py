@@ -20,8 +20,13 @@ def read_csv(path: str | Path, *, dtype: torch.dtype = torch.float64) -> tuple[l
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"data file {str(path)!r} does not exist")
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text CSV file") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a valid CSV file ({err})") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if not rows:
         raise ValueError(f"{path}: the file is empty")

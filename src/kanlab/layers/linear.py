@@ -34,6 +34,11 @@ class KANLinear(nn.Module):
         - Input: ``(*, in_features)``.
         - Output: ``(*, out_features)``.
 
+    Finite inputs, however far outside the grid, give finite outputs (each basis documents its extrapolation
+    rule).  Values are not checked in ``forward`` (no device sync): NaN propagates to its own rows, ``±inf``
+    may give NaN; ``kanlab.fit``, the estimators and the CLI reject non-finite data (see
+    :mod:`kanlab.validation`).
+
     Attributes:
         base_weight: ``(out, in)`` ``w_b``.  coef: ``(out, in, K)`` ``c``.  spline_scaler: ``(out, in)`` ``w_s``.
         bias: ``(out,)`` or None.  mask: buffer ``(out, in)``, 0 for pruned edges.
@@ -49,6 +54,8 @@ class KANLinear(nn.Module):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}")
         factory = {"device": device, "dtype": dtype}
         self.in_features = in_features
         self.out_features = out_features

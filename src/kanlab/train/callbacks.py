@@ -59,6 +59,11 @@ class TrainState:
     stop: bool = False
     generator: Any = None  # the fit's batch-order torch.Generator (saved by checkpoints for exact resumes)
     optimizer_name: str = ""
+    lr: float | None = None  # current learning rate (None: the optimizer's default)
+    fit_args: dict = field(default_factory=dict)  # fit's arguments, checked when resuming
+    data_fingerprint: Any = None  # () -> hash of the training data (dict data), checked when resuming
+    interrupted: bool = False  # Ctrl-C: training stops after the current step
+    best: Any = None  # (weights, train loss) of the stage's best step, kept for on_divergence="reduce_lr"
 
 
 class Callback:

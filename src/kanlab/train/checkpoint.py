@@ -32,6 +32,13 @@ def capture_train_state(state: TrainState) -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     history = state.history.as_dict() if state.history is not None else {}
+    best = {}
+    if state.best is not None:
+        best = {"best_weights": {k: v.detach().cpu().clone() for k, v in state.best[0].items()},
+                "best_loss": float(state.best[1])}
+    fit_args = dict(state.fit_args)
+    if state.data_fingerprint is not None:
+        fit_args["data"] = state.data_fingerprint()
     return {
         "step": int(state.step),
         "stage": int(state.stage),
@@ -40,6 +47,9 @@ def capture_train_state(state: TrainState) -> dict[str, Any]:
         "optimizer": state.optimizer.state_dict() if state.optimizer is not None else None,
         "generator": state.generator.get_state() if state.generator is not None else None,
         "rng": rng,
+        "lr": state.lr,
+        "fit_args": fit_args,
+        **best,
         "history": {k: (list(v) if isinstance(v, list) else v) for k, v in history.items()},
     }
 
@@ -48,14 +58,16 @@ class Checkpoint(Callback):
     """Write a resumable checkpoint directory every ``every`` steps and when training ends.
 
     Arguments:
-        directory: the checkpoint directory (created; its files are replaced atomically one by one).
+        directory: the checkpoint directory (created; each checkpoint replaces the previous one atomically as a
+            whole, see :mod:`kanlab.atomic`).
         every: steps between checkpoints (None: only at the end).
         names: input column names stored with the model.
         extra: further JSON-safe ``config.json`` entries.
 
-    Only the main process writes (rank 0 under :mod:`torch.distributed`).  When training ends with an exception
-    (divergence, Ctrl-C) no final checkpoint is written, since the model may be mid-step; the last periodic
-    one stays valid.
+    Only the main process writes (rank 0 under :mod:`torch.distributed`).  A first Ctrl-C makes
+    :func:`kanlab.fit` stop after the step in progress, so the final checkpoint is written for that completed
+    step.  When training ends with an exception (divergence, a second Ctrl-C) no final checkpoint is written,
+    since the model may be mid-step; the last periodic one stays valid.
     """
 
     def __init__(self, directory: str | os.PathLike, every: int | None = None, *, names: list[str] | None = None,

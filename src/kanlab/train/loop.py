@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -10,17 +11,17 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..validation import (check_choice, check_finite, check_nonnegative_int, check_nonnegative_number,
+                          check_positive_int, check_positive_number, check_seed)
 from .callbacks import Callback, History, ProgressBar, TrainState
 from .distributed import parallel_context
 from .regularization import sparsity_penalty
+from .safety import (DIVERGENCE_POLICIES, LR_FACTOR, MAX_LR_REDUCTIONS, InterruptGuard, TrainingDivergedError,
+                     TrainingInterrupted, check_resume_compatible, data_fingerprint)
 
-__all__ = ["fit", "TrainingDivergedError", "OPTIMIZERS"]
+__all__ = ["fit", "TrainingDivergedError", "TrainingInterrupted", "OPTIMIZERS"]
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDivergedError(RuntimeError):
-    """Raised when the loss becomes NaN/inf; the model holds the last finite state when it is raised."""
 
 
 def _lbfgs(params, lr: float | None):
@@ -53,15 +54,17 @@ def _as_tensor_pair(x: Any, y: Any, what: str, dtype, device) -> tuple[Tensor, T
         raise ValueError(f"{what} data is empty (0 rows)")
     if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
         raise TypeError(f"{what}_input must hold numbers, got dtype {x.dtype}")
+    if not (y.is_floating_point() or y.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{what}_label must hold numbers, got dtype {y.dtype}")
     x, y = x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
     for name, t in (("input", x), ("label", y)):
-        if not torch.isfinite(t).all():
-            bad = int((~torch.isfinite(t)).sum())
-            raise ValueError(f"{what}_{name} contains {bad} NaN or infinite values; clean or drop those rows")
+        check_finite(f"{what}_{name}", t)
     return x, y
 
 
 def _model_dtype_device(model: nn.Module):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module such as kanlab.KAN, got {type(model).__name__}")
     p = next(iter(model.parameters()), None)
     if p is None:
         raise ValueError("the model has no parameters to train")
@@ -71,6 +74,9 @@ def _model_dtype_device(model: nn.Module):
 def _check_io(model: nn.Module, x: Tensor, y: Tensor, what: str) -> None:
     n_in = getattr(model, "in_features", None)
     n_out = getattr(model, "out_features", None)
+    widths = getattr(model, "widths", None)  # e.g. kanlab.MLP
+    if n_in is None and n_out is None and isinstance(widths, list) and all(isinstance(w, int) for w in widths):
+        n_in, n_out = widths[0], widths[-1]
     if n_in is not None and x.shape[1] != n_in:
         raise ValueError(f"{what}_input has {x.shape[1]} features but the model expects {n_in}")
     if n_out is not None and y.shape[1] != n_out:
@@ -87,13 +93,20 @@ def _batches(loader: Iterable) -> Iterable:
             raise ValueError("the DataLoader yields no batches (empty data)")
 
 
+def _pair(batch: Any) -> tuple[Any, Any]:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(f"every DataLoader batch must be an (inputs, labels) pair, got a {type(batch).__name__}"
+                        + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""))
+    return batch[0], batch[1]
+
+
 def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfgs", lr: float | None = None,
         batch_size: int | None = None, lamb: float = 0.0, lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
         lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0, update_grid_every: int | None = 5,
         stop_grid_update_step: int | None = None, grids: Sequence[int] | None = None, test_data: Iterable | None = None,
         loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None, callbacks: Sequence[Callback] = (),
         seed: int | None = None, progress: bool | None = None, resume: Mapping[str, Any] | None = None,
-        distributed: bool | None = None) -> History:
+        distributed: bool | None = None, on_divergence: str = "raise") -> History:
     """Train ``model`` in place and return its :class:`History`.
 
     Arguments:
@@ -121,21 +134,35 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             bit-identical to an uninterrupted run.  Load the model from the same checkpoint first.
         distributed: data-parallel DDP over the initialised process group (default: when one with more than
             one rank exists); see :mod:`kanlab.train.distributed`.
+        on_divergence: what a non-finite loss or output does: ``"raise"`` restores the last finite weights and
+            raises :class:`TrainingDivergedError`; ``"reduce_lr"`` restores the grid stage's best weights,
+            multiplies the learning rate by 0.1 and retries the step (at most 8 times), logging a warning.
+            See :mod:`kanlab.train.safety`.
+
+    Ctrl-C (SIGINT, main thread) stops training after the step in progress: callbacks see a clean state (a
+    :class:`~kanlab.train.checkpoint.Checkpoint` saves it), then :class:`TrainingInterrupted` is raised.
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    if lr is not None and not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if lamb < 0:
-        raise ValueError(f"lamb must be >= 0, got {lamb}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_nonnegative_int("steps", steps)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_positive_number("lr", lr, allow_none=True)
+    for name, value in (("lamb", lamb), ("lamb_l1", lamb_l1), ("lamb_entropy", lamb_entropy),
+                        ("lamb_coef", lamb_coef), ("lamb_coefdiff", lamb_coefdiff)):
+        check_nonnegative_number(name, value)
+    check_positive_int("batch_size", batch_size, allow_none=True)
+    check_nonnegative_int("update_grid_every", update_grid_every, allow_none=True)
+    check_nonnegative_int("stop_grid_update_step", stop_grid_update_step)
+    check_seed(seed)
+    check_choice("on_divergence", on_divergence, DIVERGENCE_POLICIES)
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a callable loss(pred, target), got {type(loss_fn).__name__}")
     if grids is not None:
-        grids = list(grids)
-        if not grids or any(not isinstance(g, int) or g < 1 for g in grids):
+        grids = list(grids) if isinstance(grids, (list, tuple, range)) else grids
+        if not isinstance(grids, list) or not grids or any(
+                not isinstance(g, int) or isinstance(g, bool) or g < 1 for g in grids):
             raise ValueError(f"grids must be a non-empty list of integers >= 1, got {grids!r}")
+    if isinstance(data, (tuple, list)):
+        raise TypeError(f"data must be a dict of tensors or a DataLoader, got a {type(data).__name__}; pass "
+                        f"{{'train_input': x, 'train_label': y}}")
     dtype, device = _model_dtype_device(model)
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     par = parallel_context(distributed)
@@ -158,7 +185,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             _check_io(model, x_te, y_te, "test")
         loader = None
         par.check_same_data(x_tr, y_tr)
-    elif hasattr(data, "__iter__"):
+    elif hasattr(data, "__iter__") and not isinstance(data, (str, bytes)):
         loader = par.loader(data, seed or 0)
         x_tr = y_tr = None
         has_test = test_data is not None
@@ -182,7 +209,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             if loader is None:
                 return report(loss_fn(model(x_te), y_te))
             total, count = 0.0, 0
-            for xb, yb in test_data:
+            for batch in test_data:
+                xb, yb = _pair(batch)
                 xb, yb = _as_tensor_pair(xb, yb, "test", dtype, device)
                 total += float(loss_fn(model(xb), yb)) * len(xb)
                 count += len(xb)
@@ -192,7 +220,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
 
     def next_batch() -> tuple[Tensor, Tensor]:
         if loader is not None:
-            xb, yb = next(stream)
+            xb, yb = _pair(next(stream))
             xb, yb = _as_tensor_pair(xb, yb, "train", dtype, device)
             par.set_local_size(len(xb))
             return xb, yb
@@ -208,19 +236,35 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
 
     stages = grids if grids is not None else [None]
     history = History()
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of kanlab.train.Callback objects, got {type(callbacks).__name__}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"every callback must be a kanlab.train.Callback (subclass it and override the hooks "
+                            f"you need), got {type(cb).__name__}")
     cbs: list[Callback] = list(callbacks)
     if not any(isinstance(c, ProgressBar) for c in cbs):
         cbs.insert(0, ProgressBar(progress if par.is_main else False))
     state = TrainState(model=model, optimizer=None, history=history, total_steps=steps * len(stages))
-    state.generator, state.optimizer_name = gen, optimizer
+    state.generator, state.optimizer_name, state.lr = gen, optimizer, lr
+    state.fit_args = {"steps": steps, "grids": grids, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+                      "lamb": lamb, "lamb_l1": lamb_l1, "lamb_entropy": lamb_entropy, "lamb_coef": lamb_coef,
+                      "lamb_coefdiff": lamb_coefdiff, "update_grid_every": update_grid_every,
+                      "stop_grid_update_step": stop_grid_update_step, "seed": seed, "on_divergence": on_divergence}
+    if loader is None:
+        state.data_fingerprint = functools.cache(lambda: data_fingerprint(x_tr, y_tr))
     start_stage, start_step = 0, 0
     if resume is not None:
         start_stage, start_step = _restore(resume, state, gen, optimizer, len(stages))
+    lr_now = state.lr  # lowered by on_divergence="reduce_lr"
+    n_reductions = 0
     start = time.perf_counter()
     model.train()
+    guard = InterruptGuard()
     for cb in cbs:
         cb.on_train_begin(state)
     try:
+        guard.__enter__()
         for stage, grid_size in enumerate(stages):
             if stage < start_stage:
                 continue
@@ -228,64 +272,91 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 model.refine(grid_size)
                 par.sync(model)
             params = [p for p in model.parameters() if p.requires_grad]
-            opt = OPTIMIZERS[optimizer](params, lr)
+            opt = OPTIMIZERS[optimizer](params, lr_now)
             first = start_step if stage == start_stage else 0
             if first and resume is not None and resume.get("optimizer") is not None:
                 opt.load_state_dict(resume["optimizer"])
             net = par.wrap(model)
             state.optimizer, state.stage, state.stage_step = opt, stage, first
+            state.best = None
             for cb in cbs:
                 cb.on_stage_begin(state)
             last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_good, best_loss = last_good, math.inf  # for on_divergence="reduce_lr"
+            if stage == start_stage and resume is not None and resume.get("best_weights") is not None:
+                best_good = {k: v.to(device) for k, v in resume["best_weights"].items()}
+                best_loss = float(resume["best_loss"])
+                state.best = (best_good, best_loss)
             for s in range(first, steps):
                 if (is_grid_model and update_grid_every and s % update_grid_every == 0
                         and s < (steps // 2 if stop_grid_update_step is None else stop_grid_update_step)):
                     model.update_grid(grid_samples())
                     par.sync(model)
                     params = [p for p in model.parameters() if p.requires_grad]
-                    opt = OPTIMIZERS[optimizer](params, lr)  # stale curvature/moments after a grid move
+                    opt = OPTIMIZERS[optimizer](params, lr_now)  # stale curvature/moments after a grid move
                     net = par.wrap(model)
                     state.optimizer = opt
                 xb, yb = next_batch()
-                reg_value = [torch.zeros(())]
+                while True:  # one step; repeated only after a divergence with on_divergence="reduce_lr"
+                    reg_value = [torch.zeros(())]
 
-                def closure() -> Tensor:
-                    opt.zero_grad(set_to_none=True)
-                    pred = net(xb)
-                    if pred.shape != yb.shape:
-                        raise ValueError(f"model output shape {tuple(pred.shape)} does not match label "
-                                         f"shape {tuple(yb.shape)}")
-                    loss = loss_fn(pred, yb)
-                    total = loss
-                    if lamb > 0:
-                        reg = sparsity_penalty(model, xb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-                                               lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff)
-                        reg_value[0] = reg.detach()
-                        total = loss + lamb * reg
-                    (total * par.weight()).backward()
-                    return par.global_loss(total)
+                    def closure() -> Tensor:
+                        opt.zero_grad(set_to_none=True)
+                        pred = net(xb)
+                        if pred.shape != yb.shape:
+                            raise ValueError(f"model output shape {tuple(pred.shape)} does not match label "
+                                             f"shape {tuple(yb.shape)}")
+                        loss = loss_fn(pred, yb)
+                        if not isinstance(loss, Tensor) or loss.dim() != 0:
+                            got = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+                            raise ValueError(f"loss_fn must return a scalar tensor, got {got}")
+                        total = loss
+                        if lamb > 0:
+                            reg = sparsity_penalty(model, xb, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
+                                                   lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff)
+                            reg_value[0] = reg.detach()
+                            total = loss + lamb * reg
+                        (total * par.weight()).backward()
+                        return par.global_loss(total)
 
-                if optimizer == "lbfgs":
-                    total = opt.step(closure)
-                else:
-                    total = closure()
-                    opt.step()
-                if total is None or not torch.isfinite(torch.as_tensor(total)):
-                    model.load_state_dict(last_good)
-                    raise TrainingDivergedError(
-                        f"the training loss became non-finite at stage {stage}, step {s}; the model was "
-                        f"restored to the last finite state. Lower the learning rate or use optimizer='adam'."
-                    )
-                with torch.no_grad():
-                    train_rep = report(loss_fn(model(x_tr), y_tr)) if loader is None else report(
-                        torch.tensor(par.global_mean(float(loss_fn(model(xb), yb)), len(xb))))
-                if not math.isfinite(train_rep):
-                    model.load_state_dict(last_good)
-                    raise TrainingDivergedError(
-                        f"the model produced non-finite outputs at stage {stage}, step {s}; restored the last "
-                        f"finite state. Lower the learning rate or use optimizer='adam'."
-                    )
+                    if optimizer == "lbfgs":
+                        total = opt.step(closure)
+                    else:
+                        total = closure()
+                        opt.step()
+                    problem = None
+                    if total is None or not torch.isfinite(torch.as_tensor(total)):
+                        problem = "the training loss became non-finite"
+                    else:  # an LBFGS line search may end on non-finite weights although its first loss was finite
+                        with torch.no_grad():
+                            train_rep = report(loss_fn(model(x_tr), y_tr)) if loader is None else report(
+                                torch.tensor(par.global_mean(float(loss_fn(model(xb), yb)), len(xb))))
+                        if not math.isfinite(train_rep):
+                            problem = "the model produced non-finite outputs"
+                    if problem is None:
+                        break
+                    if on_divergence == "raise" or n_reductions >= MAX_LR_REDUCTIONS:
+                        model.load_state_dict(last_good)
+                        tried = f" after {n_reductions} learning-rate reductions" if n_reductions else ""
+                        hint = "" if tried else ", or pass on_divergence='reduce_lr'"
+                        raise TrainingDivergedError(
+                            f"{problem} at stage {stage}, step {s}{tried}; the model was restored to the last "
+                            f"finite state. Lower the learning rate or use optimizer='adam'{hint}.")
+                    # a blow-up is usually visible before it is non-finite: go back to the stage's best weights
+                    model.load_state_dict(best_good)
+                    lr_now = (lr_now if lr_now is not None else opt.param_groups[0]["lr"]) * LR_FACTOR
+                    n_reductions += 1
+                    state.lr = lr_now
+                    log.warning("%s at stage %d, step %d: restored the stage's best weights, retrying with lr=%g",
+                                problem, stage, s, lr_now)
+                    params = [p for p in model.parameters() if p.requires_grad]
+                    opt = OPTIMIZERS[optimizer](params, lr_now)
+                    net = par.wrap(model)
+                    state.optimizer = opt
                 last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if on_divergence == "reduce_lr" and train_rep < best_loss:
+                    best_good, best_loss = last_good, train_rep
+                    state.best = (best_good, best_loss)  # checkpointed: a resume restores the same weights
                 state.train_loss, state.test_loss = train_rep, evaluate_test()
                 history.step.append(state.step)
                 history.stage.append(stage)
@@ -298,6 +369,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 for cb in cbs:
                     cb.on_step_end(state)
                 state.stop = par.any(state.stop)
+                if par.any(guard.requested) and not (stage == len(stages) - 1 and s == steps - 1):
+                    state.stop = state.interrupted = True
                 if state.stop:
                     break
             for cb in cbs:
@@ -308,9 +381,15 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 break
     finally:
         history.seconds = time.perf_counter() - start
-        for cb in cbs:
-            cb.on_train_end(state)
+        try:
+            for cb in cbs:
+                cb.on_train_end(state)
+        finally:
+            guard.__exit__(None, None, None)
     model.eval()
+    if state.interrupted:
+        raise TrainingInterrupted(f"training interrupted after step {state.step} (stage {state.stage}, stage step "
+                                  f"{state.stage_step}); the model holds that step's weights", state.step)
     return history
 
 
@@ -319,6 +398,8 @@ def _restore(resume: Mapping[str, Any], state: TrainState, gen: torch.Generator 
     """Put a saved training state (see :mod:`kanlab.train.checkpoint`) back; returns (stage, stage step)."""
     try:
         stage, stage_step, step = int(resume["stage"]), int(resume["stage_step"]), int(resume["step"])
+        if min(stage, stage_step, step) < 0:
+            raise ValueError
     except (KeyError, TypeError, ValueError):
         raise ValueError("resume must be a training state from kanlab.io.load_train_state "
                          "(stage, stage_step and step are missing)") from None
@@ -328,6 +409,12 @@ def _restore(resume: Mapping[str, Any], state: TrainState, gen: torch.Generator 
     if not 0 <= stage < max(n_stages, 1):
         raise ValueError(f"cannot resume: the checkpoint is at grid stage {stage} but this fit has "
                          f"{n_stages} stage(s); pass the same grids as the interrupted run")
+    current = dict(state.fit_args)
+    if "data" in (resume.get("fit_args") or {}) and state.data_fingerprint is not None:
+        current["data"] = state.data_fingerprint()
+    check_resume_compatible(resume.get("fit_args"), current)
+    if resume.get("lr") is not None:
+        state.lr = float(resume["lr"])  # lowered by on_divergence="reduce_lr" before the interruption
     if gen is not None and resume.get("generator") is not None:
         gen.set_state(resume["generator"])
     for key, values in (resume.get("history") or {}).items():

@@ -1,0 +1,1 @@
+"""Reliability tests: bad input, divergence, interrupted training, corrupt checkpoints, fuzzing, determinism."""
