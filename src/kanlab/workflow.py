@@ -139,11 +139,12 @@ def _prelude(model: KAN, data: dict, job: FitJob) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if job.warmup_steps:
         h = fit(model, data, steps=job.warmup_steps, optimizer="adam", lr=1e-2, update_grid_every=10,
-                seed=job.seed, progress=job.progress)
+                seed=job.seed, progress=job.progress, on_divergence=job.on_divergence)
         out["warmup_test_rmse"] = h.test_loss[-1] if h.test_loss else math.nan
     if job.sparsify:
         h = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.sparsify_lamb,
-                lamb_entropy=job.sparsify_entropy, seed=job.seed, progress=job.progress)
+                lamb_entropy=job.sparsify_entropy, seed=job.seed, progress=job.progress,
+                on_divergence=job.on_divergence)
         kept = mask_small_edges(model, data["train_input"], job.sparsify_threshold)
         out["sparsify"] = {"test_rmse": h.test_loss[-1] if h.test_loss else math.nan, "active_edges": kept,
                            "edges": int(sum(layer.mask.numel() for layer in model.layers))}

@@ -240,7 +240,8 @@ def test_cli_on_divergence_reduce_lr_continues(tmp_path, caplog):
     from kanlab.cli import main
 
     args = ["fit", "--formula", "x*y", "--width", "2,2,1", "--grids", "3", "--steps", "5", "--n-train", "20",
-            "--n-test", "5", "--optimizer", "sgd", "--lr", "100", "--json", str(tmp_path / "r.json")]
+            "--n-test", "5", "--optimizer", "sgd", "--lr", "100", "--warmup-steps", "0", "--no-sparsify",
+            "--json", str(tmp_path / "r.json")]
     with caplog.at_level(logging.WARNING, logger="kanlab"):
         assert main([*args, "--on-divergence", "reduce_lr"]) == 0
     assert "retrying with lr=10" in caplog.text

@@ -150,7 +150,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
         check_nonnegative_number(name, value)
     check_positive_int("batch_size", batch_size, allow_none=True)
     check_nonnegative_int("update_grid_every", update_grid_every, allow_none=True)
-    check_nonnegative_int("stop_grid_update_step", stop_grid_update_step)
+    if stop_grid_update_step is not None:
+        check_nonnegative_int("stop_grid_update_step", stop_grid_update_step)
     check_seed(seed)
     check_choice("on_divergence", on_divergence, DIVERGENCE_POLICIES)
     if loss_fn is not None and not callable(loss_fn):
