@@ -92,13 +92,13 @@ def run_job(data: dict, job: FitJob) -> tuple[nn.Module, dict[str, Any]]:
         model = KAN(width, basis=job.basis, dtype=job.dtype, **kwargs)
     start = time.perf_counter()
     uses_grid = model.layers[0].basis.supports_grid
-    history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
-                  grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
-                  callbacks=job.callbacks)
-    result: dict[str, Any] = {
-        "staircase": [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"], "test_rmse": r["test_loss"]}
-                      for r in history.stage_end()],
-    }
+    result: dict[str, Any] = {"staircase": []}
+    if not job.symbolic:  # the symbolic workflow runs its own training schedule (kanlab.interpret.pipeline)
+        history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
+                      grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
+                      callbacks=job.callbacks)
+        result["staircase"] = [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"],
+                                "test_rmse": r["test_loss"]} for r in history.stage_end()]
     if job.prune or job.symbolic:
         model, extra = _interpret(model, data, job)
         result.update(extra)

@@ -1,0 +1,222 @@
+"""The science workflow behind ``kanlab fit --prune --symbolic``: sparsify, prune, refine, snap to symbols,
+retrain the constants, and read off a verified formula.
+
+``science_workflow(model, data, job) -> (model, extra)`` is what :mod:`kanlab.workflow` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from ..models.kan import KAN
+from ..utils import seeded
+from .prune import prune
+from .symbolic.auto import auto_symbolic
+from .symbolic.formula import raw_formula, round_numbers, tidy
+from .symbolic.refine import expression_rmse, snap_constants
+from .training import train_lbfgs
+
+__all__ = ["science_workflow", "discover_formula", "Discovery", "SymbolicSettings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SymbolicSettings:
+    """Schedule of one discovery attempt."""
+
+    grid: int = 5
+    lamb: float = 0.01
+    sparsify_steps: int = 25
+    warmup_steps: int = 0  # unregularised steps before the sparsity phase
+    threshold: float = 0.03
+    refine_grid: int = 10
+    refine_steps: int = 20
+    constant_steps: int = 20
+    weight_simple: float = 1.0
+    max_train_samples: int = 500
+    exact_tol: float = 1e-7  # relative test RMSE under which a formula counts as reproducing the data
+    budget_s: float = 45.0  # no new attempt starts after half of this
+
+
+@dataclass
+class Discovery:
+    """One attempt's outcome."""
+
+    model: Any
+    expr: Any
+    train_rmse: float
+    test_rmse: float
+    rel_test_rmse: float
+    edges: list = field(default_factory=list)
+    seconds: float = 0.0
+    width: list = field(default_factory=list)
+
+
+def _data(data: dict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    x, y = data["train_input"], data["train_label"]
+    xt, yt = data.get("test_input"), data.get("test_label")
+    if xt is None or len(xt) == 0:
+        xt, yt = x, y
+    if y.dim() == 1:
+        y, yt = y[:, None], yt[:, None]
+    return x, y, xt, yt
+
+
+def _edge_report(model, names, records) -> list[dict]:
+    out = []
+    for r in records:
+        out.append({"layer": r["layer"], "i": r["i"], "j": r["j"], "expr": r["name"], "r2": r["r2"],
+                    "alternatives": [{"expr": n, "r2": v} for n, v in r["alternatives"]],
+                    **({"lookahead": r["lookahead"]} if "lookahead" in r else {})})
+    return out
+
+
+def discover_formula(width: Sequence, data: dict, *, seed: int = 0, dtype=torch.float64,
+                     settings: SymbolicSettings | None = None, names: Sequence[str] | None = None) -> Discovery:
+    """One attempt: train a KAN of ``width`` with sparsity regularisation, prune, refine, snap, fit constants."""
+    s = settings or SymbolicSettings()
+    start = time.perf_counter()
+    x, y, xt, yt = _data(data)
+    x, y, xt, yt = (t.to(dtype) for t in (x, y, xt, yt))
+    names = list(names or data.get("names") or [f"x{k + 1}" for k in range(x.shape[1])])
+    x_all, y_all = x, y
+    if len(x) > s.max_train_samples:  # structure discovery on a subsample; constants are fitted on all rows
+        x, y = x[:s.max_train_samples], y[:s.max_train_samples]
+    lo, hi = float(x.min()), float(x.max())
+    with seeded(seed):
+        model = KAN(list(width), grid_size=s.grid, grid_range=(lo, hi), dtype=dtype)
+    marks = [time.perf_counter()]
+    if s.warmup_steps:
+        train_lbfgs(model, x, y, steps=s.warmup_steps, update_grid_every=5, stop_grid_update=s.warmup_steps)
+    r = train_lbfgs(model, x, y, steps=s.sparsify_steps, lamb=s.lamb, update_grid_every=5,
+                    stop_grid_update=s.sparsify_steps - 5)
+    marks.append(time.perf_counter())
+    model = prune(model, x, threshold=s.threshold)
+    log.info("sparsify: rmse %.2e, pruned to %s", r, model.widths)
+    if s.refine_grid and s.refine_grid != s.grid:
+        model.refine(s.refine_grid)
+    r = train_lbfgs(model, x, y, steps=s.refine_steps, update_grid_every=5, stop_grid_update=s.refine_steps - 5)
+    marks.append(time.perf_counter())
+    log.info("refine: rmse %.2e", r)
+    records = auto_symbolic(model, x, y, weight_simple=s.weight_simple)
+    marks.append(time.perf_counter())
+    consts = [l.symbolic_affine for l in model.layers if "symbolic_affine" in l._parameters]
+    consts += [l.bias for l in model.layers if l.bias is not None]
+    r = train_lbfgs(model, x, y, steps=s.constant_steps, params=consts)
+    marks.append(time.perf_counter())
+    log.info("symbolic: rmse %.2e", r)
+    expr = raw_formula(model, names)[0]
+    snapped = snap_constants(expr, names, x_all, y_all[:, 0])
+    marks.append(time.perf_counter())
+    log.info("phase seconds: %s", [round(b - a, 1) for a, b in zip(marks, marks[1:])])
+    expr = snapped.expr
+    test = expression_rmse(expr, names, xt, yt[:, 0])
+    scale = float(yt.std()) or 1.0
+    return Discovery(model=model, expr=expr, train_rmse=snapped.rmse, test_rmse=test, rel_test_rmse=test / scale,
+                     edges=_edge_report(model, names, records), seconds=time.perf_counter() - start)
+
+
+def _product_width(width: Sequence) -> list | None:
+    """The fallback shape for a plain width with ``n >= 2`` inputs and one output: ``[n, (0, 1)]``, one
+    multiplication node of two sums of edges (``x·y``, ``sin(x)·exp(-y)``, ``x·(x² - 2y)``)."""
+    if any(not isinstance(w, int) for w in width) or width[0] < 2 or width[-1] != 1:
+        return None
+    return [width[0], (0, 1)]
+
+
+def _verified(d: Discovery, tol: float) -> bool:
+    return math.isfinite(d.rel_test_rmse) and d.rel_test_rmse <= tol
+
+
+def _best(attempts: list[Discovery], tol: float) -> Discovery:
+    exact = [d for d in attempts if _verified(d, tol)]
+    if exact:
+        import sympy
+
+        return min(exact, key=lambda d: sympy.count_ops(d.expr))
+    return min(attempts, key=lambda d: d.rel_test_rmse if math.isfinite(d.rel_test_rmse) else math.inf)
+
+
+def _symbolic(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
+    import sympy
+
+    start = time.perf_counter()
+    settings = SymbolicSettings()
+    tol = settings.exact_tol
+    width = list(getattr(model, "widths", None) or job.width)
+    plans = [(width, job.seed, True)]
+    alt = _product_width(width)
+    if alt is not None:
+        plans.append((alt, job.seed, True))
+    plans.append((width, job.seed + 1, False))
+    attempts: list[Discovery] = []
+    for w, seed, always in plans:
+        if not always and time.perf_counter() - start > settings.budget_s / 2:
+            break
+        try:
+            d = discover_formula(w, data, seed=seed, dtype=job.dtype, settings=settings)
+        except (ValueError, RuntimeError) as err:  # one failed attempt must not end the workflow
+            log.warning("symbolic attempt with width %s failed: %s", w, err)
+            continue
+        d.width = w
+        attempts.append(d)
+        log.info("attempt %s seed %d: %s (relative test RMSE %.1e, %.1fs)", w, seed, d.expr, d.rel_test_rmse,
+                 d.seconds)
+        if _verified(d, tol):
+            break
+    if not attempts:
+        raise ValueError("symbolic regression failed in every attempt; try --width or more --steps")
+    best = _best(attempts, tol)
+    names = list(data.get("names") or [f"x{k + 1}" for k in range(data["train_input"].shape[1])])
+    extra = {
+        "formula": str(best.expr),
+        "formula_latex": sympy.latex(best.expr),
+        "formula_test_rmse": best.test_rmse,
+        "formula_train_rmse": best.train_rmse,
+        "formula_relative_test_rmse": best.rel_test_rmse,
+        "formula_verified": _verified(best, tol),
+        "symbolic_edges": best.edges,
+        "symbolic_min_r2": min((e["r2"] for e in best.edges), default=math.nan),
+        "symbolic_attempts": [{"width": [list(v) if isinstance(v, tuple) else v for v in d.width],
+                               "formula": str(d.expr), "formula_test_rmse": d.test_rmse,
+                               "relative_test_rmse": d.rel_test_rmse, "seconds": d.seconds} for d in attempts],
+        "input_names": names,
+    }
+    return best.model, extra
+
+
+def _prune_only(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
+    settings = SymbolicSettings()
+    x, y, _, _ = _data(data)
+    x, y = x.to(job.dtype), y.to(job.dtype)
+    before = list(model.widths)
+    if not job.lamb:  # the fit ran without sparsity regularisation: a short regularised phase first
+        train_lbfgs(model, x, y, steps=settings.sparsify_steps, lamb=settings.lamb)
+    pruned = prune(model, x, threshold=settings.threshold)
+    train_lbfgs(pruned, x, y, steps=settings.refine_steps)
+    return pruned, {"width_before_pruning": [list(v) if isinstance(v, tuple) else v for v in before]}
+
+
+def science_workflow(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
+    """Prune and/or snap to symbols, as asked by ``job`` (a :class:`kanlab.workflow.FitJob`).
+
+    With ``job.symbolic`` the workflow runs its own schedule from scratch (``model`` gives the width):
+    sparsity-regularised training, pruning, grid refinement, symbolic snapping with lookahead, constant
+    retraining and verified constant snapping; if the formula does not reproduce the test data, it tries
+    again with multiplication nodes and then with another seed, and keeps the best formula.
+    With only ``job.prune`` the trained ``model`` is regularised (if it was not), pruned and retrained.
+
+    Returns ``(model, extra)``: ``extra`` holds ``formula`` (a sympy-parsable string in the input column
+    names), ``formula_test_rmse``, ``symbolic_edges`` (``[{layer, i, j, expr, r2}]``) and the attempts made.
+    """
+    if getattr(job, "symbolic", False):
+        return _symbolic(model, data, job)
+    return _prune_only(model, data, job)
