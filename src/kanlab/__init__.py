@@ -13,6 +13,8 @@ from .data import make_dataset
 from .layers import KANLinear
 from .models import KAN, MLP, create_model, list_models, matched_mlp
 from .train import EarlyStopping, History, TrainingDivergedError, fit
+from . import interpret
+from .interpret import attribute, auto_symbolic, formula, plot, plot_edge, prune
 
 try:
     __version__ = _version("kanlab")
@@ -39,4 +41,11 @@ __all__ = [
     "EarlyStopping",
     "TrainingDivergedError",
     "make_dataset",
+    "interpret",
+    "attribute",
+    "prune",
+    "auto_symbolic",
+    "formula",
+    "plot",
+    "plot_edge",
 ]

@@ -83,42 +83,77 @@ def train_lbfgs(model, x: Tensor, y: Tensor, *, steps: int, lamb: float = 0.0, l
         return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
 
 
-@torch.no_grad()
-def solve_last_layer(model, x: Tensor, y: Tensor, *, ridge: float = 1e-9) -> float | None:
-    """Refit the numeric edges (base weights, spline coefficients) and bias of the last KAN layer by linear
-    least squares, holding everything before it fixed.  Returns the new training MSE, or None when the last
-    node layer has multiplication nodes (the output is then not linear in the last layer)."""
+def _last_layer_design(model, x: Tensor) -> tuple[Tensor, list[Tensor], int, bool]:
+    """Inputs of the last layer and, per output, the least-squares design matrix of its numeric edges
+    (basis values, base activation, a ones column for the bias).  Differentiable in the earlier layers."""
     from ..layers.activations import get_activation
 
-    if model.width_pairs[-1][1]:
-        return None
     layer = model.layers[-1]
     h = x
     for l, lay in enumerate(model.layers[:-1]):
         h = model._nodes(l, lay(h))
-    n, n_in = h.shape
+    n = h.shape[0]
     basis = layer.basis(h)  # (N, in, K)
     k = basis.shape[-1]
     feats = [basis]
     use_base = layer.base_activation != "zero"
     if use_base:
         feats.append(get_activation(layer.base_activation)(h).unsqueeze(-1))
-    phi = torch.cat(feats, dim=-1).to(torch.float64)  # (N, in, K(+1))
+    phi = torch.cat(feats, dim=-1)  # (N, in, K(+1))
+    designs = []
+    for j in range(layer.out_features):
+        active = (layer.numeric_mask()[j] > 0).nonzero().flatten()
+        cols = phi[:, active].reshape(n, -1)
+        if layer.bias is not None:
+            cols = torch.cat([cols, torch.ones(n, 1, dtype=cols.dtype, device=cols.device)], dim=1)
+        designs.append(cols)
+    return h, designs, k, use_base
+
+
+def _ls_solve(a: Tensor, target: Tensor, ridge: float) -> Tensor:
+    gram = a.t() @ a
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    gram = gram + ridge * gram.diagonal().mean().detach().clamp_min(1e-300) * eye
+    return torch.linalg.solve(gram, a.t() @ target)
+
+
+def projected_mse(model, x: Tensor, y: Tensor, *, ridge: float = 1e-9) -> Tensor:
+    """Training MSE when the last layer's numeric edges and bias take their least-squares values for the
+    current earlier layers: differentiable in the earlier layers (variable projection)."""
+    h, designs, _, _ = _last_layer_design(model, x)
+    layer = model.layers[-1]
+    target = y.to(h.dtype)
+    sym = layer._symbolic_forward(h)
+    if sym is not None:
+        target = target - sym
+    total = h.new_zeros(())
+    for j, a in enumerate(designs):
+        sol = _ls_solve(a, target[:, j], ridge)
+        total = total + torch.mean((a @ sol - target[:, j]) ** 2)
+    return total / len(designs)
+
+
+@torch.no_grad()
+def solve_last_layer(model, x: Tensor, y: Tensor, *, ridge: float = 1e-9) -> float | None:
+    """Refit the numeric edges (base weights, spline coefficients) and bias of the last KAN layer by linear
+    least squares, holding everything before it fixed.  Returns the new training MSE, or None when the last
+    node layer has multiplication nodes (the output is then not linear in the last layer)."""
+    if model.width_pairs[-1][1]:
+        return None
+    layer = model.layers[-1]
+    h, designs, k, use_base = _last_layer_design(model, x)
     target = y.to(torch.float64).clone()
     sym = layer._symbolic_forward(h)
     if sym is not None:
         target = target - sym.to(torch.float64)
     mse_out = []
-    for j in range(layer.out_features):
+    for j, a in enumerate(designs):
+        a = a.to(torch.float64)
         active = (layer.numeric_mask()[j] > 0).nonzero().flatten()
-        cols = phi[:, active].reshape(n, -1)
-        a = torch.cat([cols, torch.ones(n, 1, dtype=torch.float64)], dim=1) if layer.bias is not None else cols
-        gram = a.t() @ a
-        gram = gram + ridge * gram.diagonal().mean().clamp_min(1e-300) * torch.eye(gram.shape[0], dtype=gram.dtype)
-        sol = torch.linalg.solve(gram, a.t() @ target[:, j])
-        pred = a @ sol
-        mse_out.append(float(torch.mean((pred - target[:, j]) ** 2)))
-        w = sol[:cols.shape[1]].reshape(len(active), -1)
+        sol = _ls_solve(a, target[:, j], ridge)
+        mse_out.append(float(torch.mean((a @ sol - target[:, j]) ** 2)))
+        n_w = len(active) * (k + int(use_base))
+        w = sol[:n_w].reshape(len(active), -1)
         layer.coef[j, active] = w[:, :k].to(layer.coef.dtype)
         layer.spline_scaler[j, active] = 1.0
         if use_base:

@@ -87,24 +87,52 @@ def _composite_samples(model, l: int, i: int, j: int, h: Tensor) -> tuple[Tensor
     return hs[:, i].to(torch.float64), out.to(torch.float64)
 
 
+def _fit_chain_constants(model, l: int, i: int, j: int, x: Tensor, y: Tensor, rounds: int) -> None:
+    """Variable projection: LBFGS on the constants of edge ``(l, i, j)`` minimising the data error with the
+    last layer solved in closed form; the last layer's grid follows the node between rounds."""
+    from ..training import projected_mse
+
+    layer = model.layers[l]
+    keep = torch.zeros_like(layer.symbolic_affine)
+    keep[j, i] = 1.0
+    for _ in range(rounds):
+        _lookahead(model, x, y)  # grid of the last layer on the current node values
+        start = layer.symbolic_affine.detach().clone()
+        opt = torch.optim.LBFGS([layer.symbolic_affine], lr=1.0, max_iter=10, history_size=10,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-20, tolerance_change=1e-20)
+
+        def closure():
+            opt.zero_grad()
+            loss = projected_mse(model, x, y)
+            if torch.isfinite(loss):
+                loss.backward()
+                layer.symbolic_affine.grad.mul_(keep)
+            return loss
+
+        try:
+            with torch.enable_grad():
+                opt.step(closure)
+        except (RuntimeError, IndexError):
+            pass
+        if not torch.isfinite(layer.symbolic_affine).all():
+            with torch.no_grad():
+                layer.symbolic_affine.copy_(start)
+            break
+
+
 def _choose(model, l: int, i: int, j: int, cands, x: Tensor, y: Tensor, y_var: float, chain: bool, lib,
             weight_simple: float, r2_floor: float, joint_steps: int):
     """Try each candidate on edge ``(l, i, j)`` with the last layer refitted; return (best, tried).
 
-    For a chain node the candidate's constants and the last layer are first trained together for
-    ``joint_steps`` LBFGS steps (a candidate fitted to the whole chain is only roughly placed)."""
-    from ..training import train_lbfgs
-
+    For a chain node the candidate's constants are first refined against the data with the last layer
+    at its least-squares optimum (a candidate fitted to the whole chain is only roughly placed)."""
     saved = copy.deepcopy(model.state_dict())
     best, best_score, best_state, tried = cands[0], -math.inf, None, []
     for cand in cands:
         layer = model.layers[l]
         layer.set_symbolic(j, i, cand.name, cand.affine)
         if chain and joint_steps:
-            last = model.layers[-1]
-            params = [layer.symbolic_affine] + [p for p in last.parameters() if p.requires_grad]
-            with torch.enable_grad():
-                train_lbfgs(model, x, y, steps=joint_steps, params=params)
+            _fit_chain_constants(model, l, i, j, x, y, joint_steps)
         mse = _lookahead(model, x, y)
         rel = mse / y_var
         score = _score(1.0 - rel, cand.complexity, weight_simple, r2_floor)
@@ -126,7 +154,7 @@ def _choose(model, l: int, i: int, j: int, cands, x: Tensor, y: Tensor, y_var: f
 @torch.no_grad()
 def auto_symbolic(model, x: Tensor, y: Tensor | None = None, *, library: Sequence[str] | None = None,
                   weight_simple: float = 1.0, r2_floor: float = 1e-10, candidates: int = 4,
-                  min_r2: float = -math.inf, top: int = 3, joint_steps: int = 5) -> list[dict]:
+                  min_r2: float = -math.inf, top: int = 3, joint_steps: int = 3) -> list[dict]:
     """Snap every active numeric edge of ``model`` (in place) to its best-scoring primitive.
 
     Arguments:
@@ -137,7 +165,7 @@ def auto_symbolic(model, x: Tensor, y: Tensor | None = None, *, library: Sequenc
         candidates: how many of the best-fitting primitives the lookahead tries.
         min_r2: edges whose chosen fit has ``R²`` below this stay numeric.
         top: runner-up candidates listed in the report.
-        joint_steps: LBFGS steps fitting a chain candidate's constants together with the last layer.
+        joint_steps: rounds of refining a chain candidate's constants with the last layer solved exactly.
 
     Returns one record per edge: ``{layer, i, j, name, r2, affine, alternatives: [(name, r2), ...]}``.
     """

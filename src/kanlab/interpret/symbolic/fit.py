@@ -199,9 +199,66 @@ def fit_primitive(x: Tensor, y: Tensor, name: str, *, n_scale: int = 24, n_shift
     if not (torch.isfinite(g).all() and bool(prim.valid(bb * x + cc).all())):
         return done(0.0, 1.0, 0.0, float(y.mean()), -math.inf)
     a, d = _linear(g, y)
-    resid = y - (a * g + d)
+    theta = torch.tensor([a, float(bb), float(cc), d], dtype=torch.float64)
+    if prim.free:
+        theta = _polish(prim, x, y, theta)
+    a, bb, cc, d = theta.tolist()
+    resid = y - (a * prim.torch_fn(bb * x + cc) + d)
     r2_final = 1.0 - float((resid ** 2).mean()) / y_var
     return done(a, bb, cc, d, r2_final)
+
+
+def _jacobian(prim: Primitive, x: Tensor, t: Tensor) -> Tensor:
+    """``∂(a·f(b·x + c) + d)/∂(a, b, c, d)``: ``(N, 4)``, with ``f'`` from one autograd pass (f is
+    elementwise)."""
+    with torch.enable_grad():
+        z = (t[1] * x + t[2]).detach().requires_grad_(True)
+        g = prim.torch_fn(z)
+        (dg,) = torch.autograd.grad(g.sum(), z, allow_unused=True)
+    g = g.detach()
+    dg = torch.zeros_like(z) if dg is None else dg
+    return torch.stack([g, t[0] * dg * x, t[0] * dg, torch.ones_like(x)], dim=1)
+
+
+def _polish(prim: Primitive, x: Tensor, y: Tensor, theta: Tensor, iters: int = 12) -> Tensor:
+    """Levenberg–Marquardt on ``(a, b, c, d)`` (only the free nonlinear constants move), staying inside the
+    domain; returns the improved constants (or ``theta`` unchanged)."""
+    free = torch.tensor([True, "b" in prim.free, "c" in prim.free, True])
+
+    def resid(t: Tensor) -> Tensor:
+        return t[0] * prim.torch_fn(t[1] * x + t[2]) + t[3] - y
+
+    def sse(t: Tensor) -> float:
+        z = t[1] * x + t[2]
+        if prim.restricted and not bool(prim.valid(z, margin=1e-9).all()):
+            return math.inf
+        r = resid(t)
+        v = float((r * r).sum())
+        return v if math.isfinite(v) else math.inf
+
+    best, best_sse, lam = theta.clone(), sse(theta), 1e-3
+    if not math.isfinite(best_sse):
+        return theta
+    for _ in range(iters):
+        jac = _jacobian(prim, x, best)[:, free]  # (N, n_free)
+        if not torch.isfinite(jac).all():
+            break
+        r = resid(best)
+        jtj = jac.t() @ jac
+        grad = jac.t() @ r
+        improved = False
+        for _ in range(6):
+            step = torch.linalg.solve(jtj + lam * torch.diag(jtj.diagonal().clamp_min(1e-12)), -grad)
+            trial = best.clone()
+            trial[free] += step
+            v = sse(trial)
+            if v < best_sse:
+                best, best_sse, lam, improved = trial, v, max(lam / 10, 1e-12), True
+                break
+            lam *= 10
+        if not improved:
+            break
+    return best
 
 
 def _zoom(prim: Primitive, x: Tensor, y: Tensor, b: float, c: float, r2: float, hb: float, hc: float,

@@ -15,7 +15,7 @@ import torch
 
 from .library import get_primitive
 
-__all__ = ["formula", "raw_formula", "nice_number", "snap_numbers", "round_numbers", "input_names",
+__all__ = ["formula", "raw_formula", "tidy", "canonical", "prettify", "nice_number", "snap_numbers", "round_numbers", "input_names",
            "NotSymbolicError"]
 
 
@@ -137,6 +137,65 @@ def tidy(expr):
     return out
 
 
+def canonical(expr):
+    """Pull numeric factors out of functions so that no two constants do the same job:
+    ``log(k·u) → log(k) + log(u)`` (k > 0), ``exp(k + u) → e^k·exp(u)``, ``(k·u)^p → k^p·u^p`` (k > 0 or p an
+    integer); then expand products.  The result is equal to ``expr`` wherever ``expr`` is real."""
+    import sympy
+
+    def monic(e):
+        """``e = c·rest`` with the first non-constant term of ``rest`` having coefficient 1."""
+        if e.is_Add:
+            terms = e.as_ordered_terms()
+            lead = next((t for t in terms if not t.is_Number), None)
+            if lead is not None:
+                c, head = lead.as_coeff_Mul()
+                if c.is_Number and c != 0 and c != 1:
+                    others = [t for t in terms if t is not lead]
+                    return c, head + sympy.Add(*[sympy.expand(t / c) for t in others])
+            return sympy.Integer(1), e
+        return e.as_coeff_Mul()
+
+    def walk(e):
+        if e.is_Atom:
+            return e
+        e = e.func(*[walk(a) for a in e.args])
+        if isinstance(e, sympy.log):
+            c, rest = monic(e.args[0])
+            if c.is_Number and c > 0 and c != 1:
+                return sympy.log(c) + sympy.log(rest)
+        elif isinstance(e, sympy.exp):
+            c, rest = sympy.expand(e.args[0]).as_coeff_Add()
+            if c.is_Number and c != 0:
+                return sympy.exp(c) * sympy.exp(rest)
+        elif e.is_Pow and e.exp.is_Number:
+            c, rest = monic(e.base)
+            if c.is_Number and c != 1 and c != 0 and (c > 0 or e.exp.is_integer):
+                return c ** e.exp * rest ** e.exp
+        return e
+
+    return tidy(walk(expr))
+
+
+def prettify(expr, simplify_limit: int = 40):
+    """The shortest of a few equivalent forms (``cancel``, ``factor_terms``, and ``simplify`` for small
+    expressions), by operation count; the input wins ties."""
+    import sympy
+
+    forms = [expr]
+    for fn in (sympy.cancel, sympy.factor_terms):
+        try:
+            forms.append(fn(expr))
+        except (sympy.PolynomialError, TypeError, ValueError, RecursionError):
+            pass
+    if sympy.count_ops(expr) <= simplify_limit and not expr.atoms(sympy.Float):
+        try:
+            forms.append(sympy.simplify(expr))
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return min(forms, key=lambda e: (sympy.count_ops(e), len(str(e))))
+
+
 def formula(model, names: Sequence[str] | None = None, *, snap: bool = True, tol: float = 1e-4,
             digits: int = 4, simplify: bool = True) -> list:
     """One sympy expression per output of a fully symbolic ``model``, written in ``names``.
@@ -152,10 +211,10 @@ def formula(model, names: Sequence[str] | None = None, *, snap: bool = True, tol
     out = []
     for e in exprs:
         if simplify:
-            e = tidy(e)
+            e = canonical(e)
         if snap:
             e = snap_numbers(e, tol)
             if simplify:
-                e = tidy(e)
+                e = prettify(tidy(e))
         out.append(round_numbers(e, digits))
     return out

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .expression import expression_symbols, torch_function
-from .formula import tidy
+from .formula import canonical, prettify, tidy
 
 __all__ = ["fit_constants", "snap_constants", "SnapResult", "candidates_for", "expression_rmse"]
 
@@ -155,10 +155,17 @@ class SnapResult:
 
 
 def _closeness(v: float) -> float:
-    cands = candidates_for(v)
-    if not cands:
-        return math.inf
-    return min(abs(v - float(c)) for c in cands) / max(1.0, abs(v))
+    """How close ``v`` is to a nice value, weighted by how nice it is (an integer beats 6/7): smaller is
+    closer.  Constants are snapped in this order."""
+    best = math.inf
+    for c in candidates_for(v):
+        q = 1
+        if isinstance(c, __import__("sympy").Rational):
+            q = int(c.q)
+        elif c.has(__import__("sympy").pi):
+            q = 3
+        best = min(best, abs(v - float(c)) / max(1.0, abs(v)) * q)
+    return best
 
 
 def snap_constants(expr, names: Sequence[str], x: Tensor, y: Tensor, *, rel_tol: float = 0.2,
@@ -175,7 +182,7 @@ def snap_constants(expr, names: Sequence[str], x: Tensor, y: Tensor, *, rel_tol:
     import sympy
 
     y = y.reshape(-1).to(torch.float64)
-    expr = tidy(expr)
+    expr = canonical(expr)
     template, params = _parametrize(expr)
     params, base = _fit(template, params, names, x, y, 2 * steps)
     limit = (1 + rel_tol) * base + abs_tol * float(y.std())
@@ -202,6 +209,6 @@ def snap_constants(expr, names: Sequence[str], x: Tensor, y: Tensor, *, rel_tol:
                 break
         else:
             result.kept.append(params[s])
-    result.expr = tidy(_substitute(template, params))
+    result.expr = prettify(tidy(_substitute(template, params)))
     result.rmse = current
     return result
