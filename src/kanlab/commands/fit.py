@@ -91,13 +91,20 @@ def run(args, echo) -> int:
     model, result = run_job(data, job)
     result["names"] = data["names"]
     if args.out:
-        save(model, Path(args.out), names=data["names"], extra={"target": data.get("target")})
+        extra = {"target": data.get("target")}
+        if "formula" in result:  # the verified formula (constants refitted and snapped on the data)
+            extra.update(formula=result["formula"], formula_verified=result.get("formula_verified"))
+        save(model, Path(args.out), names=data["names"], extra=extra)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     echo(f"train RMSE {result['train_rmse']:.3e}  test RMSE {result['test_rmse']:.3e}  "
          f"params {result['n_params']}  width {result['width']}  {result['seconds']:.1f}s")
     if "formula" in result:
         echo(f"formula: {result['formula']}  (formula test RMSE {result.get('formula_test_rmse', float('nan')):.3e})")
+        if "formula_verified" in result:  # never print a guess as confidently as a verified formula
+            echo("  verified: reproduces the test data" if result["formula_verified"] else
+                 f"  APPROXIMATE: does not reproduce the test data; lowest edge R² "
+                 f"{result.get('symbolic_min_r2', float('nan')):.6f} (see symbolic_edges in --json)")
     if "mlp_test_rmse" in result:
         echo(f"MLP: test RMSE {result['mlp_test_rmse']:.3e}  params {result['mlp_n_params']}")
     return 0

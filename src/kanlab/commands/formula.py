@@ -12,6 +12,9 @@ def add_arguments(p) -> None:
     p.add_argument("--digits", type=int, default=4, help="significant digits of unsnapped constants (default 4)")
     p.add_argument("--latex", action="store_true", help="also print the LaTeX source")
     p.add_argument("--python", action="store_true", help="also print a numpy function")
+    p.add_argument("--from-model", action="store_true",
+                   help="read the formula off the model's symbolic edges even if the checkpoint stores the "
+                        "formula verified by `kanlab fit --symbolic`")
 
 
 def run(args, echo) -> int:
@@ -27,12 +30,20 @@ def run(args, echo) -> int:
     model = load(args.checkpoint)
     if not isinstance(model, KAN):
         raise UsageError(f"{args.checkpoint} holds a {type(model).__name__}, not a KAN: it has no formula")
-    try:
-        exprs = formula(model, getattr(model, "names", None), digits=args.digits)
-    except NotSymbolicError as err:
-        raise UsageError(f"{args.checkpoint}: {err}. Fit with `kanlab fit ... --symbolic --out DIR`") from None
     config = json.loads((Path(args.checkpoint) / "config.json").read_text())
     target = config.get("target")
+    if config.get("formula") and not args.from_model:
+        import sympy
+
+        exprs = [sympy.sympify(config["formula"])]  # the formula verified on the data by `kanlab fit`
+        if config.get("formula_verified") is False:
+            echo("# approximate: this formula does not reproduce the training data exactly")
+    else:
+        try:
+            exprs = formula(model, getattr(model, "names", None), digits=args.digits)
+        except NotSymbolicError as err:
+            raise UsageError(f"{args.checkpoint}: {err}. Fit with `kanlab fit ... --symbolic --out DIR`") \
+                from None
     outs = [target] if target and len(exprs) == 1 else [f"f{k + 1}" if len(exprs) > 1 else "f"
                                                           for k in range(len(exprs))]
     names = getattr(model, "names", None) or [f"x{k + 1}" for k in range(model.in_features)]

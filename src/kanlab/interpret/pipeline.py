@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
-from ..models.kan import KAN
+from ..models.kan import KAN, normalize_widths
 from ..utils import seeded
 from .prune import prune
 from .symbolic.auto import auto_symbolic
@@ -34,7 +34,9 @@ class SymbolicSettings:
 
     grid: int = 5
     lamb: float = 0.01
-    sparsify_steps: int = 25
+    lamb_product: float = 0.003  # for the [n, (0, 1)] product shape
+    sparsify_steps: int = 20
+    prune_rounds: int = 3
     warmup_steps: int = 0  # unregularised steps before the sparsity phase
     threshold: float = 0.03
     refine_grid: int = 10
@@ -79,6 +81,44 @@ def _edge_report(model, names, records) -> list[dict]:
     return out
 
 
+def sparsify(model, x: Tensor, y: Tensor, *, lamb: float = 0.01, steps: int = 20, threshold: float = 0.03,
+             rounds: int = 3, round_steps: int = 10):
+    """Train ``model`` with sparsity regularisation, then prune progressively: prune, train the smaller
+    model with the same regularisation for ``round_steps`` steps, prune again, until the widths stop
+    shrinking (at most ``rounds`` prunings).  Returns the pruned model (``model`` itself is trained in
+    place but not pruned)."""
+    train_lbfgs(model, x, y, steps=steps, lamb=lamb, update_grid_every=5, stop_grid_update=steps - 5)
+    current = model
+    for r in range(rounds):
+        pruned = prune(current, x, threshold=threshold)
+        shrunk = [sum(p) for p in pruned.width_pairs] != [sum(p) for p in current.width_pairs]
+        current = pruned
+        if not shrunk or r == rounds - 1:
+            break
+        train_lbfgs(current, x, y, steps=round_steps, lamb=lamb)
+    return current
+
+
+@torch.no_grad()
+def rescale_output(model, scale: float, shift: float = 0.0) -> None:
+    """Make ``model`` predict ``scale·f + shift`` where it predicted ``f`` (undoes label standardisation).
+
+    With multiplication nodes in the output layer only ``shift = 0`` is possible (one factor is scaled)."""
+    last = model.layers[-1]
+    n_sum, n_mult = model.width_pairs[-1]
+    rows = list(range(n_sum)) + [n_sum + 2 * m for m in range(n_mult)]  # one factor per product
+    if n_mult and shift:
+        raise ValueError("cannot shift the output of a multiplication node")
+    r = torch.tensor(rows)
+    last.base_weight[r] *= scale
+    last.spline_scaler[r] *= scale
+    last.symbolic_affine[r, :, 0] *= scale
+    last.symbolic_affine[r, :, 3] *= scale
+    if last.bias is not None:
+        last.bias[r] *= scale
+        last.bias[: n_sum] += shift
+
+
 def discover_formula(width: Sequence, data: dict, *, seed: int = 0, dtype=torch.float64,
                      settings: SymbolicSettings | None = None, names: Sequence[str] | None = None) -> Discovery:
     """One attempt: train a KAN of ``width`` with sparsity regularisation, prune, refine, snap, fit constants."""
@@ -91,7 +131,10 @@ def discover_formula(width: Sequence, data: dict, *, seed: int = 0, dtype=torch.
     if len(x) > s.max_train_samples:  # structure discovery on a subsample; constants are fitted on all rows
         x, y = x[:s.max_train_samples], y[:s.max_train_samples]
     # the network learns standardised labels, so that the sparsity strength means the same for every scale
-    y_mean, y_std = float(y.mean()), float(y.std()) or 1.0
+    # (only rescaled, not centred, when the output node multiplies: a product cannot absorb a shift)
+    mult_output = normalize_widths(list(width))[-1][1] > 0
+    y_mean = 0.0 if mult_output else float(y.mean())
+    y_std = float((y - y_mean).pow(2).mean().sqrt()) or 1.0
     y = (y - y_mean) / y_std
     lo, hi = float(x.min()), float(x.max())
     with seeded(seed):
@@ -99,11 +142,10 @@ def discover_formula(width: Sequence, data: dict, *, seed: int = 0, dtype=torch.
     marks = [time.perf_counter()]
     if s.warmup_steps:
         train_lbfgs(model, x, y, steps=s.warmup_steps, update_grid_every=5, stop_grid_update=s.warmup_steps)
-    r = train_lbfgs(model, x, y, steps=s.sparsify_steps, lamb=s.lamb, update_grid_every=5,
-                    stop_grid_update=s.sparsify_steps - 5)
+    model = sparsify(model, x, y, lamb=s.lamb, steps=s.sparsify_steps, threshold=s.threshold,
+                     rounds=s.prune_rounds)
     marks.append(time.perf_counter())
-    model = prune(model, x, threshold=s.threshold)
-    log.info("sparsify: rmse %.2e, pruned to %s", r, model.widths)
+    log.info("sparsify: pruned to %s", model.widths)
     if s.refine_grid and s.refine_grid != s.grid:
         model.refine(s.refine_grid)
     r = train_lbfgs(model, x, y, steps=s.refine_steps, update_grid_every=5, stop_grid_update=s.refine_steps - 5)
@@ -117,6 +159,7 @@ def discover_formula(width: Sequence, data: dict, *, seed: int = 0, dtype=torch.
     marks.append(time.perf_counter())
     log.info("symbolic: rmse %.2e", r)
     expr = raw_formula(model, names)[0] * y_std + y_mean
+    rescale_output(model, y_std, y_mean)
     snapped = snap_constants(expr, names, x_all, y_all[:, 0])
     marks.append(time.perf_counter())
     log.info("phase seconds: %s", [round(b - a, 1) for a, b in zip(marks, marks[1:])])
@@ -152,26 +195,30 @@ def _symbolic(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
     import sympy
 
     start = time.perf_counter()
+    label = data["train_label"]
+    if label.dim() == 2 and label.shape[1] != 1:
+        raise ValueError(f"--symbolic finds a formula for one target column, the data have {label.shape[1]}")
     settings = SymbolicSettings()
     tol = settings.exact_tol
     width = list(getattr(model, "widths", None) or job.width)
     product = _product_width(width)
-    plans = [(width, job.seed)]
-    if product is not None:
-        plans.append((product, job.seed))
-    for k in range(1, 4):  # other initialisations while the budget lasts
-        plans.append((width, job.seed + k))
-        if product is not None and k == 1:
-            plans.append((product, job.seed + k))
+    plain = settings
+    # a product node fights the sparsity penalty (a product of two small factors is smaller still)
+    prod = replace(settings, lamb=settings.lamb_product)
+    plans = []
+    for k in range(4):  # the given width first, then the product shape, then other initialisations
+        plans.append((width, job.seed + k, plain))
+        if product is not None:
+            plans.append((product, job.seed + k, prod))
     attempts: list[Discovery] = []
     cpu_start = time.process_time()
-    for n_plan, (w, seed) in enumerate(plans):
+    for n_plan, (w, seed, plan_settings) in enumerate(plans):
         # the first two plans always run; later ones only while the CPU budget lasts (CPU time, not wall
         # time, so that a busy machine does not change the result)
         if n_plan >= 2 and time.process_time() - cpu_start > settings.budget_s:
             break
         try:
-            d = discover_formula(w, data, seed=seed, dtype=job.dtype, settings=settings)
+            d = discover_formula(w, data, seed=seed, dtype=job.dtype, settings=plan_settings)
         except (ValueError, RuntimeError) as err:  # one failed attempt must not end the workflow
             log.warning("symbolic attempt with width %s failed: %s", w, err)
             continue

@@ -201,7 +201,7 @@ def _builtin() -> list[Primitive]:
         Primitive("cos", torch.cos, _sym_name("cos"), 2),
         Primitive("tan", torch.tan, _sym_name("tan"), 3, domain=(-half_pi, half_pi, False, False)),
         Primitive("tanh", torch.tanh, _sym_name("tanh"), 3),
-        Primitive("sigmoid", torch.sigmoid, _sym_sigmoid, 3),
+        Primitive("sigmoid", torch.sigmoid, _sym_sigmoid, 3.5),  # = (1 + tanh(z/2))/2: tanh wins ties
         Primitive("asin", torch.asin, _sym_name("asin"), 4, domain=(-1.0, 1.0, True, True)),
         Primitive("acos", torch.acos, _sym_name("acos"), 4, domain=(-1.0, 1.0, True, True)),
         Primitive("atan", torch.atan, _sym_name("atan"), 4),
