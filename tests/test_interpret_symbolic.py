@@ -187,4 +187,21 @@ def test_auto_symbolic_with_lookahead_recovers_a_chain():
     res = discover_formula([1, 1, 1], data, seed=0)
     x = sympy.Symbol("x")
     assert sympy.simplify(res.expr - sympy.sqrt(1 + x ** 2)) == 0
-    assert res.rel_test_rmse < 1e-8
+    assert res.rel_test_rmse < 1e-8 and res.rel_train_rmse < 1e-8
+
+
+def test_kan_methods_delegate_to_the_free_functions():
+    data = kanlab.make_dataset("x**2+y", n_train=300, n_test=10, seed=0, dtype=torch.float64)
+    x, y = data["train_input"], data["train_label"]
+    model = kanlab.KAN([2, 3, 1], grid_size=5, dtype=torch.float64)
+    kanlab.fit(model, data, steps=10, progress=False)
+    assert model.attribute(x).input_score.shape == (2,)
+    small = model.prune(x, threshold=0.0)
+    assert small is not model and small.widths == [2, 3, 1]
+    assert model.suggest_symbolic(0, 0, 0, x, top=2)[0].name
+    model.auto_symbolic(x, y)
+    assert all(layer.has_symbolic for layer in model.layers)
+    (expr,) = model.formula(["x", "y"])
+    assert expr.free_symbols == {sympy.Symbol("x"), sympy.Symbol("y")}
+    assert len([a for a in model.plot(x).axes if (a.get_gid() or "").startswith("edge")]) == 9
+    assert kanlab.formula is formula

@@ -102,9 +102,9 @@ def run(args, echo) -> int:
     if "formula" in result:
         echo(f"formula: {result['formula']}  (formula test RMSE {result.get('formula_test_rmse', float('nan')):.3e})")
         if "formula_verified" in result:  # never print a guess as confidently as a verified formula
-            echo("  verified: reproduces the test data" if result["formula_verified"] else
-                 f"  APPROXIMATE: does not reproduce the test data; lowest edge R² "
-                 f"{result.get('symbolic_min_r2', float('nan')):.6f} (see symbolic_edges in --json)")
+            from ..interpret.pipeline import formula_confidence
+
+            echo("  " + formula_confidence(result))
     if "mlp_test_rmse" in result:
         echo(f"MLP: test RMSE {result['mlp_test_rmse']:.3e}  params {result['mlp_n_params']}")
     return 0

@@ -19,11 +19,13 @@ from ..models.kan import KAN, normalize_widths
 from ..utils import seeded
 from .prune import prune
 from .symbolic.auto import auto_symbolic
-from .symbolic.formula import raw_formula, round_numbers, tidy
+from .symbolic.expression import to_torch
+from .symbolic.formula import raw_formula
 from .symbolic.refine import expression_rmse, snap_constants
 from .training import train_lbfgs
 
-__all__ = ["science_workflow", "discover_formula", "Discovery", "SymbolicSettings"]
+__all__ = ["science_workflow", "discover_formula", "sparsify", "rescale_output", "formula_confidence", "Discovery",
+           "SymbolicSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +57,13 @@ class Discovery:
     model: Any
     expr: Any
     train_rmse: float
+    rel_train_rmse: float  # decides whether the formula is verified (the test data stay untouched)
     test_rmse: float
     rel_test_rmse: float
     edges: list = field(default_factory=list)
     seconds: float = 0.0
     width: list = field(default_factory=list)
+    network_rmse: float = math.nan  # the pruned spline network's training RMSE before snapping
 
 
 def _data(data: dict) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -149,6 +153,7 @@ def discover_formula(width: Sequence, data: dict, *, seed: int = 0, dtype=torch.
     if s.refine_grid and s.refine_grid != s.grid:
         model.refine(s.refine_grid)
     r = train_lbfgs(model, x, y, steps=s.refine_steps, update_grid_every=5, stop_grid_update=s.refine_steps - 5)
+    network_rmse = r * y_std
     marks.append(time.perf_counter())
     log.info("refine: rmse %.2e", r)
     records = auto_symbolic(model, x, y, weight_simple=s.weight_simple)
@@ -165,9 +170,10 @@ def discover_formula(width: Sequence, data: dict, *, seed: int = 0, dtype=torch.
     log.info("phase seconds: %s", [round(b - a, 1) for a, b in zip(marks, marks[1:])])
     expr = snapped.expr
     test = expression_rmse(expr, names, xt, yt[:, 0])
-    scale = float(yt.std()) or 1.0
-    return Discovery(model=model, expr=expr, train_rmse=snapped.rmse, test_rmse=test, rel_test_rmse=test / scale,
-                     edges=_edge_report(model, names, records), seconds=time.perf_counter() - start)
+    return Discovery(model=model, expr=expr, train_rmse=snapped.rmse,
+                     rel_train_rmse=snapped.rmse / (float(y_all.std()) or 1.0), test_rmse=test,
+                     rel_test_rmse=test / (float(yt.std()) or 1.0), edges=_edge_report(model, names, records),
+                     seconds=time.perf_counter() - start, network_rmse=network_rmse)
 
 
 def _product_width(width: Sequence) -> list | None:
@@ -179,7 +185,8 @@ def _product_width(width: Sequence) -> list | None:
 
 
 def _verified(d: Discovery, tol: float) -> bool:
-    return math.isfinite(d.rel_test_rmse) and d.rel_test_rmse <= tol
+    """The formula reproduces the training data to ``tol`` (relative RMSE)."""
+    return math.isfinite(d.rel_train_rmse) and d.rel_train_rmse <= tol
 
 
 def _best(attempts: list[Discovery], tol: float) -> Discovery:
@@ -188,7 +195,7 @@ def _best(attempts: list[Discovery], tol: float) -> Discovery:
         import sympy
 
         return min(exact, key=lambda d: sympy.count_ops(d.expr))
-    return min(attempts, key=lambda d: d.rel_test_rmse if math.isfinite(d.rel_test_rmse) else math.inf)
+    return min(attempts, key=lambda d: d.rel_train_rmse if math.isfinite(d.rel_train_rmse) else math.inf)
 
 
 def _symbolic(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
@@ -204,7 +211,7 @@ def _symbolic(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
     product = _product_width(width)
     plain = settings
     # a product node fights the sparsity penalty (a product of two small factors is smaller still)
-    prod = replace(settings, lamb=settings.lamb_product)
+    prod = replace(settings, lamb=settings.lamb_product, refine_steps=2 * settings.refine_steps)
     plans = []
     for k in range(4):  # the given width first, then the product shape, then other initialisations
         plans.append((width, job.seed + k, plain))
@@ -218,13 +225,13 @@ def _symbolic(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
         if n_plan >= 2 and time.process_time() - cpu_start > settings.budget_s:
             break
         try:
-            d = discover_formula(w, data, seed=seed, dtype=job.dtype, settings=plan_settings)
+            d = discover_formula(w, data, seed=seed, dtype=torch.float64, settings=plan_settings)
         except (ValueError, RuntimeError) as err:  # one failed attempt must not end the workflow
             log.warning("symbolic attempt with width %s failed: %s", w, err)
             continue
         d.width = w
         attempts.append(d)
-        log.info("attempt %s seed %d: %s (relative test RMSE %.1e, %.1fs)", w, seed, d.expr, d.rel_test_rmse,
+        log.info("attempt %s seed %d: %s (relative train RMSE %.1e, %.1fs)", w, seed, d.expr, d.rel_train_rmse,
                  d.seconds)
         if _verified(d, tol):
             break
@@ -232,19 +239,28 @@ def _symbolic(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
         raise ValueError("symbolic regression failed in every attempt; try --width or more --steps")
     best = _best(attempts, tol)
     names = list(data.get("names") or [f"x{k + 1}" for k in range(data["train_input"].shape[1])])
+    _, _, xt, _ = _data(data)
+    xt = xt.to(torch.float64)
+    with torch.no_grad():  # the formula and the returned model must agree
+        agree = float(torch.sqrt(torch.mean((to_torch(best.expr, names)(xt) - best.model(xt)[:, 0]) ** 2)))
+    best.model.to(job.dtype)
     extra = {
         "formula": str(best.expr),
         "formula_latex": sympy.latex(best.expr),
         "formula_test_rmse": best.test_rmse,
         "formula_train_rmse": best.train_rmse,
         "formula_relative_test_rmse": best.rel_test_rmse,
+        "formula_model_rmse": agree,
         "formula_verified": _verified(best, tol),
+        "network_train_rmse": best.network_rmse,
         "symbolic_edges": best.edges,
         "symbolic_min_r2": min((e["r2"] for e in best.edges), default=math.nan),
         "symbolic_attempts": [{"width": [list(v) if isinstance(v, tuple) else v for v in d.width],
                                "formula": str(d.expr), "formula_test_rmse": d.test_rmse,
-                               "relative_test_rmse": d.rel_test_rmse, "seconds": d.seconds} for d in attempts],
+                               "relative_train_rmse": d.rel_train_rmse, "relative_test_rmse": d.rel_test_rmse,
+                               "seconds": d.seconds} for d in attempts],
         "input_names": names,
+        "symbolic_basis": "bspline",
     }
     return best.model, extra
 
@@ -254,11 +270,26 @@ def _prune_only(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
     x, y, _, _ = _data(data)
     x, y = x.to(job.dtype), y.to(job.dtype)
     before = list(model.widths)
-    if not job.lamb:  # the fit ran without sparsity regularisation: a short regularised phase first
-        train_lbfgs(model, x, y, steps=settings.sparsify_steps, lamb=settings.lamb)
-    pruned = prune(model, x, threshold=settings.threshold)
+    # the penalty grows like std(y), the error like var(y): scale lamb so that it means the same for any y
+    lamb = settings.lamb * (float(y.std()) or 1.0)
+    pruned = sparsify(model, x, y, lamb=lamb, steps=0 if job.lamb else settings.sparsify_steps,
+                      threshold=settings.threshold, rounds=settings.prune_rounds)
     train_lbfgs(pruned, x, y, steps=settings.refine_steps)
     return pruned, {"width_before_pruning": [list(v) if isinstance(v, tuple) else v for v in before]}
+
+
+def formula_confidence(result: dict[str, Any]) -> str:
+    """One line saying how far a workflow result's formula can be trusted (for the CLI)."""
+    ftrain = result.get("formula_train_rmse", math.nan)
+    net = result.get("network_train_rmse", math.nan)
+    edges = f"lowest edge R² {result.get('symbolic_min_r2', math.nan):.6f}"
+    if result.get("formula_verified"):
+        return "verified: the formula reproduces the training data"
+    if ftrain <= 1.2 * net:
+        return (f"as accurate as the spline network (formula train RMSE {ftrain:.2e}, network {net:.2e}): "
+                f"right up to the noise in the data, but not verified; {edges}")
+    return (f"APPROXIMATE: the formula does not reproduce the data (train RMSE {ftrain:.2e}, spline network "
+            f"{net:.2e}); {edges}; see symbolic_edges and symbolic_attempts in --json")
 
 
 def science_workflow(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
@@ -268,10 +299,17 @@ def science_workflow(model, data: dict, job) -> tuple[Any, dict[str, Any]]:
     sparsity-regularised training, pruning, grid refinement, symbolic snapping with lookahead, constant
     retraining and verified constant snapping; if the formula does not reproduce the test data, it tries
     again with multiplication nodes and then with another seed, and keeps the best formula.
-    With only ``job.prune`` the trained ``model`` is regularised (if it was not), pruned and retrained.
+    Discovery always uses B-spline edges in float64 (grid extension, exact snapping), whatever
+    ``job.basis``/``job.dtype`` say; the returned model is converted to ``job.dtype``.
+    A formula is *verified* when it reproduces the training data to a relative RMSE of 1e-7; the test data
+    are only used for the reported ``formula_test_rmse``.  Attempts stop at the first verified formula or
+    when the CPU budget is spent; the schedule ignores ``job.steps``/``job.grids``.
+    With only ``job.prune`` the trained ``model`` is regularised (if it was not), pruned progressively and
+    retrained.
 
     Returns ``(model, extra)``: ``extra`` holds ``formula`` (a sympy-parsable string in the input column
-    names), ``formula_test_rmse``, ``symbolic_edges`` (``[{layer, i, j, expr, r2}]``) and the attempts made.
+    names), ``formula_test_rmse``, ``formula_model_rmse`` (formula vs returned model), ``formula_verified``,
+    ``symbolic_edges`` (``[{layer, i, j, expr, r2, alternatives}]``) and the attempts made.
     """
     if getattr(job, "symbolic", False):
         return _symbolic(model, data, job)
