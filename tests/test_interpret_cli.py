@@ -37,6 +37,14 @@ def test_formula_and_plot_commands(symbolic_checkpoint, capsys):
     assert main(["formula", str(ck), "--from-model", "--python"]) == 0  # read off the symbolic edges
     out = capsys.readouterr().out
     assert "f = x**2 + y**2" in out and "def f(x, y):" in out
+    # a formula stored with the checkpoint (kanlab fit writes DIR/result.json) wins, with its confidence
+    result = json.loads((symbolic_checkpoint / "r.json").read_text())
+    (ck / "result.json").write_text(json.dumps({**result, "formula": "x**2 + y**2 + 1/10",
+                                                "formula_verified": False}))
+    assert main(["formula", str(ck)]) == 0
+    out = capsys.readouterr().out
+    assert "approximate" in out and "f = x**2 + y**2 + 1/10" in out
+    (ck / "result.json").unlink()
     assert main(["plot", str(ck), "--out", str(symbolic_checkpoint / "net.png"), "--dpi", "30"]) == 0
     assert (symbolic_checkpoint / "net.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -132,6 +132,17 @@ def test_formula_snaps_near_constants_and_rounds_the_rest():
     assert str(c) == "0.123" and float(c) == pytest.approx(0.123, rel=1e-4)
 
 
+def test_edge_formula_for_reports():
+    from kanlab.interpret.symbolic import edge_formula
+
+    model = _symbolic_model()
+    model.names = ["u", "v"]
+    assert str(edge_formula(model, 0, 0, 1)) == "sin(u)"
+    assert str(edge_formula(model, 1, 1, 0)) == "3*h1_1"
+    model.layers[0].set_symbolic(0, 0, None)
+    assert edge_formula(model, 0, 0, 0) is None
+
+
 def test_formula_refuses_numeric_edges():
     model = kanlab.KAN([2, 2, 1], grid_size=3)
     model.layers[0].set_symbolic(0, 0, "x")

@@ -91,10 +91,7 @@ def run(args, echo) -> int:
     model, result = run_job(data, job)
     result["names"] = data["names"]
     if args.out:
-        extra = {"target": data.get("target")}
-        if "formula" in result:  # the verified formula (constants refitted and snapped on the data)
-            extra.update(formula=result["formula"], formula_verified=result.get("formula_verified"))
-        save(model, Path(args.out), names=data["names"], extra=extra)
+        save(model, Path(args.out), names=data["names"], extra={"target": data.get("target")})
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     echo(f"train RMSE {result['train_rmse']:.3e}  test RMSE {result['test_rmse']:.3e}  "

@@ -32,11 +32,12 @@ def run(args, echo) -> int:
         raise UsageError(f"{args.checkpoint} holds a {type(model).__name__}, not a KAN: it has no formula")
     config = json.loads((Path(args.checkpoint) / "config.json").read_text())
     target = config.get("target")
-    if config.get("formula") and not args.from_model:
+    stored = _stored_result(Path(args.checkpoint), config)
+    if stored.get("formula") and not args.from_model:
         import sympy
 
-        exprs = [sympy.sympify(config["formula"])]  # the formula verified on the data by `kanlab fit`
-        if config.get("formula_verified") is False:
+        exprs = [sympy.sympify(stored["formula"])]  # the formula verified on the data by `kanlab fit`
+        if stored.get("formula_verified") is False:
             echo("# approximate: this formula does not reproduce the training data exactly")
     else:
         try:
@@ -57,6 +58,22 @@ def run(args, echo) -> int:
             echo(f"def {name}({', '.join(names)}):\n    import numpy as np\n    return "
                  + _numpy_code(expr))
     return 0
+
+
+def _stored_result(directory, config: dict) -> dict:
+    """The formula `kanlab fit --symbolic --out DIR` stored with the checkpoint (config.json or result.json)."""
+    import json
+
+    if config.get("formula"):
+        return config
+    path = directory / "result.json"
+    if path.is_file():
+        try:
+            result = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        return result if isinstance(result, dict) else {}
+    return {}
 
 
 def _numpy_code(expr) -> str:

@@ -15,7 +15,7 @@ import torch
 
 from .library import get_primitive
 
-__all__ = ["formula", "raw_formula", "tidy", "canonical", "prettify", "nice_number", "snap_numbers", "round_numbers", "input_names",
+__all__ = ["formula", "raw_formula", "edge_formula", "tidy", "canonical", "prettify", "nice_number", "snap_numbers", "round_numbers", "input_names",
            "NotSymbolicError"]
 
 
@@ -78,6 +78,24 @@ def raw_formula(model, names: Sequence[str] | None = None) -> list:
         n_sum, n_mult = model.width_pairs[l + 1]
         values = outs[:n_sum] + [outs[n_sum + 2 * m] * outs[n_sum + 2 * m + 1] for m in range(n_mult)]
     return values
+
+
+def edge_formula(model, l: int, i: int, j: int, var: str | None = None, *, tol: float = 1e-4, digits: int = 4):
+    """The symbolic function of edge ``(l, i, j)`` as a sympy expression ``a·f(b·v + c) + d`` in ``var``
+    (default: the input name for layer 0, else ``h{l}_{i}``), constants snapped and rounded; None when the
+    edge is numeric."""
+    import sympy
+
+    layer = model.layers[l]
+    name = layer.symbolic_name(j, i)
+    if not name:
+        return None
+    if var is None:
+        names = getattr(model, "names", None)
+        var = names[i] if l == 0 and names else (f"x{i + 1}" if l == 0 else f"h{l}_{i}")
+    a, b, c, d = (sympy.Float(float(v)) for v in layer.symbolic_affine[j, i].detach())
+    expr = a * get_primitive(name).sympy(b * sympy.Symbol(var) + c) + d
+    return round_numbers(snap_numbers(canonical(expr), tol), digits)
 
 
 def nice_number(value: float, tol: float = 1e-4, max_denominator: int = 12):
