@@ -12,8 +12,6 @@ from kanlab.interpret.symbolic import (NotSymbolicError, fix_symbolic, formula, 
                                        unfix_symbolic)
 from kanlab.layers import KANLinear
 
-torch.set_default_dtype(torch.float64)
-
 
 @pytest.fixture(autouse=True)
 def _float64():

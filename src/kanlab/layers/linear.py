@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -113,11 +114,16 @@ class KANLinear(nn.Module):
                 + (f", symbolic_edges={n_sym}" if n_sym else ""))
 
     # ---- symbolic edges (kanlab.interpret.symbolic) ---------------------------------------------------------
-    def get_extra_state(self) -> dict:
-        """JSON-safe per-edge symbolic assignments: ``{"symbolic": [[name or "", ...] per output]}``."""
-        return {"symbolic": [list(row) for row in self._symbolic_names]}
+    def get_extra_state(self) -> Tensor:
+        """The per-edge symbolic assignments, ``{"symbolic": [[name or "", ...] per output]}``, as JSON text in
+        a uint8 tensor: JSON-safe names (never functions), and a state dict that stays all tensors (so
+        safetensors, ``torch.equal`` over state dicts and weight snapshots keep working)."""
+        text = json.dumps({"symbolic": self._symbolic_names}, separators=(",", ":"))
+        return torch.tensor(list(text.encode()), dtype=torch.uint8)
 
-    def set_extra_state(self, state: dict) -> None:
+    def set_extra_state(self, state) -> None:
+        if isinstance(state, Tensor):
+            state = json.loads(bytes(state.to(torch.uint8).tolist()).decode()) if state.numel() else {}
         names = state.get("symbolic") if isinstance(state, dict) else None
         if names is None:
             return

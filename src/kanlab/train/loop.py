@@ -76,14 +76,6 @@ def _check_io(model: nn.Module, x: Tensor, y: Tensor, what: str) -> None:
         raise ValueError(f"{what}_label has {y.shape[1]} columns but the model has {n_out} outputs")
 
 
-def _snapshot(model: nn.Module) -> dict:
-    """A copy of the state dict (tensors cloned; extra state such as symbolic assignments deep-copied)."""
-    import copy
-
-    return {k: v.detach().clone() if isinstance(v, Tensor) else copy.deepcopy(v)
-            for k, v in model.state_dict().items()}
-
-
 def _batches(loader: Iterable) -> Iterable:
     while True:
         empty = True
@@ -218,7 +210,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             state.optimizer, state.stage, state.stage_step = opt, stage, 0
             for cb in cbs:
                 cb.on_stage_begin(state)
-            last_good = _snapshot(model)
+            last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
             for s in range(steps):
                 if (is_grid_model and update_grid_every and s % update_grid_every == 0
                         and s < stop_grid_update_step):
@@ -265,7 +257,7 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                         f"the model produced non-finite outputs at stage {stage}, step {s}; restored the last "
                         f"finite state. Lower the learning rate or use optimizer='adam'."
                     )
-                last_good = _snapshot(model)
+                last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 state.train_loss, state.test_loss = train_rep, evaluate_test()
                 history.step.append(state.step)
                 history.stage.append(stage)
