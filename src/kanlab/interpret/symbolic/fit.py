@@ -8,6 +8,8 @@ fitted to.
 
 Candidates are ranked by ``score = -log10(max(1 - R², r2_floor)) - weight_simple · complexity`` (higher is
 better): one unit of complexity must buy a tenfold smaller unexplained variance (with the default weight 1).
+A scaled primitive whose argument ``b·x + c`` spans less than ``DEGENERATE_SPAN`` over the data (``cos(0.3x)``
+imitating a parabola) counts one unit more complex.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ __all__ = ["EdgeFit", "fit_primitive", "rank_primitives", "suggest_symbolic", "f
 
 #: primitives tried by :func:`auto_symbolic` unless a library is given: every registered one but "0" (an edge
 #: that contributes nothing is pruned, not snapped; ranking "0" against a poor fit would hide the poor fit)
+#: a scaled primitive whose argument spans less than this over the data counts one unit more complex
+DEGENERATE_SPAN = 1.0
+
+
 def default_library() -> list[str]:
     return [n for n in list_primitives() if n != "0"]
 
@@ -168,8 +174,12 @@ def fit_primitive(x: Tensor, y: Tensor, name: str, *, n_scale: int = 24, n_shift
     y_scale = float(y.abs().max()) + 1e-300
 
     def done(a, b, c, d, r2):
-        return EdgeFit(name, float(a), float(b), float(c), float(d), float(r2), prim.complexity,
-                       _score(float(r2), prim.complexity, weight_simple, r2_floor))
+        complexity = prim.complexity
+        if "b" in prim.free and abs(float(b)) * float(x.max() - x.min()) < DEGENERATE_SPAN:
+            # the argument barely moves: f is in its Taylor regime, where a polynomial says the same thing
+            complexity += 1
+        return EdgeFit(name, float(a), float(b), float(c), float(d), float(r2), complexity,
+                       _score(float(r2), complexity, weight_simple, r2_floor))
 
     if y_var <= (1e-14 * y_scale) ** 2:  # a constant edge: every primitive fits it with a = 0
         return done(0.0, 1.0, 0.0, float(y.mean()), 1.0)
