@@ -14,6 +14,8 @@ from .io import load, save
 from .layers import KANLinear
 from .models import KAN, MLP, create_model, list_models, matched_mlp
 from .train import EarlyStopping, History, TrainingDivergedError, fit
+from . import interpret
+from .interpret import attribute, auto_symbolic, formula, plot, plot_edge, prune
 
 try:
     __version__ = _version("kanlab")
@@ -43,6 +45,13 @@ __all__ = [
     "save",
     "load",
     "report",
+    "interpret",
+    "attribute",
+    "prune",
+    "auto_symbolic",
+    "formula",
+    "plot",
+    "plot_edge",
 ]
 
 

@@ -105,15 +105,17 @@ def run_job(data: dict, job: FitJob, *, model: nn.Module | None = None,
             model = KAN(width, basis=job.basis, dtype=job.dtype, **kwargs)
     start = time.perf_counter()
     uses_grid = model.layers[0].basis.supports_grid
-    result: dict[str, Any] = {}
-    if resume is None:  # a resumed job restarts inside the grid schedule; these stages are in its checkpoint
-        result.update(_prelude(model, data, job))
-    history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
-                  grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
-                  callbacks=job.callbacks, resume=resume, on_divergence=job.on_divergence)
-    result["staircase"] = [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"], "test_rmse": r["test_loss"]}
-                           for r in history.stage_end()]
-    result["history"] = {k: list(history[k]) for k in ("step", "stage", "grid_size", "train_loss", "test_loss")}
+    result: dict[str, Any] = {"staircase": []}
+    if not job.symbolic:  # the symbolic workflow runs its own training schedule (kanlab.interpret.pipeline)
+        if resume is None:  # a resumed job restarts inside the grid schedule; these stages are in its checkpoint
+            result.update(_prelude(model, data, job))
+        history = fit(model, data, steps=job.steps, optimizer=job.optimizer, lr=job.lr, lamb=job.lamb,
+                      grids=grids if uses_grid else None, seed=job.seed, progress=job.progress,
+                      callbacks=job.callbacks, resume=resume, on_divergence=job.on_divergence)
+        result["staircase"] = [{"grid_size": r["grid_size"], "train_rmse": r["train_loss"],
+                                "test_rmse": r["test_loss"]} for r in history.stage_end()]
+        result["history"] = {k: list(history[k]) for k in ("step", "stage", "grid_size", "train_loss",
+                                                            "test_loss")}
     if job.prune or job.symbolic:
         model, extra = _interpret(model, data, job)
         result.update(extra)

@@ -168,6 +168,10 @@ def run(args, echo) -> int:
          f"params {result['n_params']}  width {result['width']}  {result['seconds']:.1f}s")
     if "formula" in result:
         echo(f"formula: {result['formula']}  (formula test RMSE {result.get('formula_test_rmse', float('nan')):.3e})")
+        if "formula_verified" in result:  # never print a guess as confidently as a verified formula
+            from ..interpret.pipeline import formula_confidence
+
+            echo("  " + formula_confidence(result))
     if "mlp_test_rmse" in result:
         echo(f"MLP: test RMSE {result['mlp_test_rmse']:.3e}  params {result['mlp_n_params']}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -14,6 +15,12 @@ from ..kernels.dispatch import _check_name
 from .activations import get_activation
 
 __all__ = ["KANLinear"]
+
+
+def _default_affine(like: Tensor) -> Tensor:
+    """``(a, b, c, d) = (1, 1, 0, 0)`` broadcast to ``like``'s shape."""
+    base = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=like.dtype, device=like.device)
+    return base.expand(like.shape).clone()
 
 
 class KANLinear(nn.Module):
@@ -82,6 +89,11 @@ class KANLinear(nn.Module):
         # spline/base parts of those edges are switched off and _symbolic_forward adds the formula instead.
         self.register_buffer("symbolic_mask", torch.empty(out_features, in_features, **factory))
         self.kernel = "auto"
+        # Per-edge symbolic assignments: JSON-safe primitive names (get_extra_state) and the affine constants
+        # (a, b, c, d) of a·f(b·x + c) + d.  The constants are a buffer while no edge is symbolic (so they do
+        # not count as parameters) and become a trainable Parameter as soon as one is (see set_symbolic).
+        self._symbolic_names: list[list[str]] = [[""] * in_features for _ in range(out_features)]
+        self.register_buffer("symbolic_affine", torch.empty(out_features, in_features, 4, **factory))
         self.reset_parameters()
 
     # ---- nn.Module contract ------------------------------------------------------------------------------
@@ -102,10 +114,116 @@ class KANLinear(nn.Module):
                 self.bias.zero_()
             self.mask.fill_(1.0)
             self.symbolic_mask.zero_()
+            self.symbolic_affine.copy_(_default_affine(self.symbolic_affine))
+        self._symbolic_names = [[""] * self.in_features for _ in range(self.out_features)]
+        self._affine_trainable(False)
 
     def extra_repr(self) -> str:
+        n_sym = sum(bool(n) for row in self._symbolic_names for n in row)
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"basis={self.basis.name}, base_activation={self.base_activation}, bias={self.bias is not None}")
+                f"basis={self.basis.name}, base_activation={self.base_activation}, bias={self.bias is not None}"
+                + (f", symbolic_edges={n_sym}" if n_sym else ""))
+
+    # ---- symbolic edges (kanlab.interpret.symbolic) ---------------------------------------------------------
+    def get_extra_state(self) -> Tensor:
+        """The per-edge symbolic assignments, ``{"symbolic": [[name or "", ...] per output]}``, as JSON text in
+        a uint8 tensor: JSON-safe names (never functions), and a state dict that stays all tensors (so
+        safetensors, ``torch.equal`` over state dicts and weight snapshots keep working)."""
+        text = json.dumps({"symbolic": self._symbolic_names}, separators=(",", ":"))
+        return torch.tensor(list(text.encode()), dtype=torch.uint8)
+
+    def set_extra_state(self, state) -> None:
+        if isinstance(state, Tensor):
+            state = json.loads(bytes(state.to(torch.uint8).tolist()).decode()) if state.numel() else {}
+        names = state.get("symbolic") if isinstance(state, dict) else None
+        if names is None:
+            return
+        if (len(names) != self.out_features or any(len(row) != self.in_features for row in names)):
+            raise ValueError(f"symbolic assignments have shape {len(names)}x{len(names[0]) if names else 0}, "
+                             f"expected {self.out_features}x{self.in_features}")
+        from ..interpret.symbolic.library import get_primitive
+
+        for row in names:
+            for name in row:
+                if name:
+                    get_primitive(name)  # clear error for unknown names
+        self._symbolic_names = [[str(n) for n in row] for row in names]
+        self._affine_trainable(self.has_symbolic)
+
+    @property
+    def has_symbolic(self) -> bool:
+        """True when at least one edge is snapped to a symbolic function."""
+        return any(n for row in self._symbolic_names for n in row)
+
+    def symbolic_name(self, j: int, i: int) -> str:
+        """Name of the primitive of edge ``i → j`` ("" when the edge is numeric)."""
+        return self._symbolic_names[j][i]
+
+    def _affine_trainable(self, trainable: bool) -> None:
+        """Store ``symbolic_affine`` as a Parameter (trainable) or a buffer, keeping its values."""
+        is_param = "symbolic_affine" in self._parameters
+        if trainable == is_param:
+            return
+        data = self.symbolic_affine.detach()
+        if trainable:
+            del self._buffers["symbolic_affine"]
+            self.symbolic_affine = nn.Parameter(data.clone())
+        else:
+            del self._parameters["symbolic_affine"]
+            self.register_buffer("symbolic_affine", data.clone())
+
+    @torch.no_grad()
+    def set_symbolic(self, j: int, i: int, name: str | None, affine=None) -> None:
+        """Snap edge ``i → j`` to ``a·f(b·x + c) + d`` (``name`` a registered primitive, ``affine`` the
+        constants ``(a, b, c, d)``), or make it numeric again with ``name=None``.
+
+        The ``symbolic_affine`` Parameter is replaced when the first edge becomes symbolic: build optimizers
+        after calling this.
+        """
+        if not (0 <= j < self.out_features and 0 <= i < self.in_features):
+            raise IndexError(f"edge {i}->{j} is outside this layer ({self.in_features} inputs, "
+                             f"{self.out_features} outputs)")
+        if name:
+            from ..interpret.symbolic.library import get_primitive
+
+            get_primitive(name)
+            values = torch.as_tensor([1.0, 1.0, 0.0, 0.0] if affine is None else affine,
+                                     dtype=self.symbolic_affine.dtype)
+            if values.shape != (4,) or not torch.isfinite(values).all():
+                raise ValueError(f"affine must be 4 finite numbers (a, b, c, d), got {affine!r}")
+            self._symbolic_names[j][i] = name
+            self.symbolic_mask[j, i] = 1.0
+            self._affine_trainable(True)
+            self.symbolic_affine[j, i] = values.to(self.symbolic_affine.device)
+        else:
+            self._symbolic_names[j][i] = ""
+            self.symbolic_mask[j, i] = 0.0
+            self.symbolic_affine[j, i] = _default_affine(self.symbolic_affine[j, i])
+            if not self.has_symbolic:
+                self._affine_trainable(False)
+
+    def _symbolic_groups(self) -> dict[str, tuple[list[int], list[int]]]:
+        groups: dict[str, tuple[list[int], list[int]]] = {}
+        for j, row in enumerate(self._symbolic_names):
+            for i, name in enumerate(row):
+                if name:
+                    js, is_ = groups.setdefault(name, ([], []))
+                    js.append(j)
+                    is_.append(i)
+        return groups
+
+    def _symbolic_edges(self, x: Tensor):
+        """Yield ``(flat edge index j·in + i, rows j, values (*, E))`` per primitive group."""
+        from ..interpret.symbolic.library import get_primitive
+
+        active = self.mask * self.symbolic_mask
+        for name, (js, is_) in self._symbolic_groups().items():
+            j = torch.tensor(js, device=x.device)
+            i = torch.tensor(is_, device=x.device)
+            p = self.symbolic_affine[j, i].to(x.dtype)  # (E, 4)
+            z = x[..., i] * p[:, 1] + p[:, 2]
+            v = (p[:, 0] * get_primitive(name).safe(z) + p[:, 3]) * active[j, i].to(x.dtype)
+            yield j * self.in_features + i, j, v
 
     # ---- evaluation --------------------------------------------------------------------------------------
     def _check(self, x: Tensor) -> None:
@@ -150,15 +268,23 @@ class KANLinear(nn.Module):
 
     def _symbolic_forward(self, x: Tensor) -> Tensor | None:
         """Sum of the symbolic edges' outputs ``(*, out)``, or None when no edge is symbolic."""
-        return None
+        if not self.has_symbolic:
+            return None
+        out = x.new_zeros(*x.shape[:-1], self.out_features)
+        for _, j, v in self._symbolic_edges(x):
+            out = out.index_add(-1, j, v)
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         """``(*, in)`` → ``(*, out)``."""
         self._check(x)
-        out = self._numeric_forward(x)
         sym = self._symbolic_forward(x)
-        if sym is not None:
-            out = out + sym
+        if sym is not None and not bool(self.numeric_mask().any()):
+            out = sym  # every edge is symbolic (or pruned): no spline to evaluate
+        else:
+            out = self._numeric_forward(x)
+            if sym is not None:
+                out = out + sym
         if self.bias is not None:
             out = out + self.bias
         return out
@@ -170,6 +296,11 @@ class KANLinear(nn.Module):
         if self.base_activation != "zero":
             act = get_activation(self.base_activation)(x)
             out = out + act.unsqueeze(-2) * (self.base_weight * self.numeric_mask())
+        if self.has_symbolic:
+            flat = out.reshape(*out.shape[:-2], -1)
+            for idx, _, v in self._symbolic_edges(x):
+                flat = flat.index_add(-1, idx, v)
+            out = flat.reshape(out.shape)
         return out
 
     # ---- grids -------------------------------------------------------------------------------------------

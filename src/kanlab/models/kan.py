@@ -145,6 +145,48 @@ class KAN(nn.Module):
 
         return fit(self, data, **kwargs)
 
+    def attribute(self, x: Tensor):
+        """Same as :func:`kanlab.interpret.attribute` (edge/node/input importance on inputs ``x``)."""
+        from ..interpret.attribution import attribute
+
+        return attribute(self, x)
+
+    def prune(self, x: Tensor, threshold: float = 1e-2, **kwargs) -> "KAN":
+        """Same as :func:`kanlab.prune`: a pruned copy (this model is untouched)."""
+        from ..interpret.prune import prune
+
+        return prune(self, x, threshold, **kwargs)
+
+    def suggest_symbolic(self, l: int, i: int, j: int, x: Tensor, **kwargs):
+        """Same as :func:`kanlab.interpret.suggest_symbolic` for edge ``(l, i, j)``."""
+        from ..interpret.symbolic.fit import suggest_symbolic
+
+        return suggest_symbolic(self, l, i, j, x, **kwargs)
+
+    def fix_symbolic(self, l: int, i: int, j: int, name: str, x: Tensor | None = None, **kwargs):
+        """Same as :func:`kanlab.interpret.fix_symbolic` for edge ``(l, i, j)``."""
+        from ..interpret.symbolic.fit import fix_symbolic
+
+        return fix_symbolic(self, l, i, j, name, x, **kwargs)
+
+    def auto_symbolic(self, x: Tensor, y: Tensor | None = None, **kwargs) -> list[dict]:
+        """Same as :func:`kanlab.auto_symbolic` (snaps every numeric edge in place)."""
+        from ..interpret.symbolic.auto import auto_symbolic
+
+        return auto_symbolic(self, x, y, **kwargs)
+
+    def formula(self, names=None, **kwargs) -> list:
+        """Same as :func:`kanlab.formula`: one sympy expression per output."""
+        from ..interpret.symbolic.formula import formula
+
+        return formula(self, names, **kwargs)
+
+    def plot(self, x: Tensor | None = None, **kwargs):
+        """Same as :func:`kanlab.plot`: the network diagram as a matplotlib Figure."""
+        from ..interpret.plot import plot
+
+        return plot(self, x, **kwargs)
+
     def config(self) -> dict[str, Any]:
         """JSON-safe constructor arguments of this model, current grid sizes included (see
         :meth:`from_config`)."""
