@@ -1,7 +1,7 @@
 """KAN vs MLP at equal training budget: test RMSE against parameter count (the KAN paper's scaling figure).
 
     rows = compare_kan_mlp(data, grids=(3, 5, 10, 20), mlp_hidden=(4, 8, 16, 32), steps=50)
-    print(format_table(rows)); plot_scaling(rows, "scaling.png")
+    text = format_table(rows); plot_scaling(rows, "scaling.png")
 
 The KAN is trained once with grid extension: each grid size of the schedule is one point (its parameter count
 grows with the grid).  Every MLP (``depth`` hidden layers of each width in ``mlp_hidden``) is trained from
