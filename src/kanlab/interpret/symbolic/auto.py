@@ -7,6 +7,12 @@ function is adjusted (``sqrt(1 + x²)`` is ``h(g(x))`` for many ``g``).  So, whe
 inner-layer edges are chosen by *lookahead*: each of the ``candidates`` best primitives is tried in turn,
 the last layer's numeric edges are refitted to the data in closed form (they are linear in their spline
 coefficients), and the candidate that leaves the smallest error (again traded against complexity) wins.
+
+A *chain* (a sum node fed by a single edge, followed by the last layer) is the ambiguous case: any split of
+the chain's function into inner and outer edge fits the data.  Its candidates are fitted to the whole
+chain, always include ``x`` (pass through) and ``x²``, get their constants refined against the data with
+the last layer at its least-squares optimum (variable projection), and are judged by how well the outer
+edges they leave behind fit a primitive.
 """
 
 from __future__ import annotations

@@ -146,10 +146,18 @@ def _float_type():
     return sympy.Float
 
 
+def rebuild(expr):
+    """Re-evaluate every node bottom-up (``xreplace`` can leave ``Mul(-1, 2, x)`` unmerged)."""
+    if expr.is_Atom:
+        return expr
+    return expr.func(*[rebuild(a) for a in expr.args])
+
+
 def tidy(expr):
     """Cheap algebraic clean-up: expand products of sums (not inside exp/log), then recombine powers."""
     import sympy
 
+    expr = rebuild(expr)
     out = sympy.expand(expr, deep=True, mul=True, multinomial=True, power_exp=False, power_base=False, log=False)
     out = sympy.powsimp(out)
     return out

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .expression import expression_symbols, torch_function
-from .formula import canonical, prettify, tidy
+from .formula import canonical, prettify, rebuild, tidy
 
 __all__ = ["fit_constants", "snap_constants", "SnapResult", "candidates_for", "expression_rmse"]
 
@@ -41,7 +41,7 @@ def _parametrize(expr):
 def _substitute(template, params: dict):
     import sympy
 
-    return template.xreplace({s: sympy.Float(v) for s, v in params.items()})
+    return rebuild(template.xreplace({s: sympy.Float(v) for s, v in params.items()}))
 
 
 def _columns(x: Tensor) -> list[Tensor]:
@@ -155,21 +155,19 @@ class SnapResult:
 
 
 def _closeness(v: float) -> float:
-    """How close ``v`` is to a nice value, weighted by how nice it is (an integer beats 6/7): smaller is
-    closer.  Constants are snapped in this order."""
+    """How close ``v`` is to a nice value, weighted by how nice it is (an integer beats 6/7, π/2 counts like
+    a denominator of 3): smaller is closer.  Constants are snapped in this order."""
+    import sympy
+
     best = math.inf
     for c in candidates_for(v):
-        q = 1
-        if isinstance(c, __import__("sympy").Rational):
-            q = int(c.q)
-        elif c.has(__import__("sympy").pi):
-            q = 3
+        q = int(c.q) if isinstance(c, sympy.Rational) else 3
         best = min(best, abs(v - float(c)) / max(1.0, abs(v)) * q)
     return best
 
 
 def snap_constants(expr, names: Sequence[str], x: Tensor, y: Tensor, *, rel_tol: float = 0.2,
-                   abs_tol: float = 1e-6, steps: int = 100, max_refits: int = 60) -> SnapResult:
+                   abs_tol: float = 1e-6, steps: int = 100, max_refits: int = 100) -> SnapResult:
     """Greedy, verified snapping of the constants of ``expr`` (see the module doc).
 
     Arguments:
@@ -182,33 +180,65 @@ def snap_constants(expr, names: Sequence[str], x: Tensor, y: Tensor, *, rel_tol:
     import sympy
 
     y = y.reshape(-1).to(torch.float64)
-    expr = canonical(expr)
+    expr = canonical(expr)  # one constant per job (log(k·u) → log k + log u, ...)
     template, params = _parametrize(expr)
     params, base = _fit(template, params, names, x, y, 2 * steps)
     limit = (1 + rel_tol) * base + abs_tol * float(y.std())
     result = SnapResult(expr=_substitute(template, params), rmse=base, base_rmse=base)
-    decided: set = set()
     refits = 0
     current = base
-    while refits < max_refits:
-        open_syms = [s for s in params if s not in decided and s in template.free_symbols]
-        if not open_syms:
+    for _ in range(2):  # a second pass: a constant kept early may be snappable once the others are
+        decided: set = set()
+        snapped_before = len(result.snapped)
+        result.kept = []
+        while refits < max_refits:
+            open_syms = [s for s in params if s not in decided and s in template.free_symbols]
+            if not open_syms:
+                break
+            s = min(open_syms, key=lambda q: _closeness(params[q]))
+            decided.add(s)
+            for cand in candidates_for(params[s]):
+                if refits >= max_refits:
+                    break
+                trial = rebuild(template.xreplace({s: cand}))
+                rest = {q: v for q, v in params.items() if q != s and q in trial.free_symbols}
+                refits += 1
+                values, err = _fit(trial, rest, names, x, y, steps)
+                if err <= limit:
+                    result.snapped.append((params[s], cand))
+                    template, params, current = trial, values, err
+                    break
+            else:
+                result.kept.append(params[s])
+        if not result.kept or len(result.snapped) == snapped_before:
             break
-        s = min(open_syms, key=lambda q: _closeness(params[q]))
-        decided.add(s)
-        for cand in candidates_for(params[s]):
-            if refits >= max_refits:
-                break
-            trial = template.xreplace({s: cand})
-            rest = {q: v for q, v in params.items() if q != s and q in trial.free_symbols}
-            refits += 1
-            values, err = _fit(trial, rest, names, x, y, steps)
-            if err <= limit:
-                result.snapped.append((params[s], cand))
-                template, params, current = trial, values, err
-                break
-        else:
-            result.kept.append(params[s])
-    result.expr = prettify(tidy(_substitute(template, params)))
+    expr, current = _final_snap(_substitute(template, params), names, x, y, limit, current)
+    result.expr = prettify(tidy(expr))
     result.rmse = current
     return result
+
+
+def _final_snap(expr, names, x: Tensor, y: Tensor, limit: float, current: float, tol: float = 1e-6):
+    """Snap the floats left that are within ``tol`` of a nice value without refitting (all at once, else
+    one by one), keeping each change only while the error stays under ``limit``."""
+    import sympy
+
+    from .formula import nice_number
+
+    reps = {}
+    for f in expr.atoms(sympy.Float):
+        nice = nice_number(float(f), tol)
+        if nice is not None:
+            reps[f] = nice
+    if not reps:
+        return expr, current
+    trial = tidy(expr.xreplace(reps))
+    err = expression_rmse(trial, names, x, y)
+    if err <= limit:
+        return trial, err
+    for f, nice in reps.items():
+        trial = tidy(expr.xreplace({f: nice}))
+        err = expression_rmse(trial, names, x, y)
+        if err <= limit:
+            expr, current = trial, err
+    return expr, current
