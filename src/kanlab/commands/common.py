@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import UsageError
 
-__all__ = ["int_list", "width_list", "positive_int"]
+__all__ = ["int_list", "width_list", "positive_int", "add_data_arguments"]
 
 
 def int_list(text: str, what: str) -> list[int]:
@@ -48,3 +48,15 @@ def positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return v
+
+
+def add_data_arguments(p) -> None:
+    """The data-source options shared by ``kanlab fit`` and ``kanlab compare``."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--formula", metavar="EXPR", help="sympy expression, e.g. 'exp(sin(pi*x)+y**2)'")
+    src.add_argument("--data", metavar="FILE.csv", help="CSV with a header row")
+    p.add_argument("--ranges", metavar="x=-1:1,y=-1:1", help="sampling ranges for --formula (default -1:1)")
+    p.add_argument("--target", metavar="COL", help="target column of --data")
+    p.add_argument("--test", metavar="FILE.csv", help="test CSV (default: seeded 80/20 split of --data)")
+    p.add_argument("--n-train", type=positive_int, default=1000, help="points sampled for --formula")
+    p.add_argument("--n-test", type=positive_int, default=1000, help="test points sampled for --formula")

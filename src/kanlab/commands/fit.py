@@ -7,20 +7,13 @@ import math
 from pathlib import Path
 
 from . import UsageError
-from .common import int_list, positive_int, width_list
+from .common import add_data_arguments, int_list, positive_int, width_list
 
 HELP = "fit a KAN to a formula (--formula) or a CSV file (--data --target)"
 
 
 def add_arguments(p) -> None:
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--formula", metavar="EXPR", help="sympy expression, e.g. 'exp(sin(pi*x)+y**2)'")
-    src.add_argument("--data", metavar="FILE.csv", help="CSV with a header row")
-    p.add_argument("--ranges", metavar="x=-1:1,y=-1:1", help="sampling ranges for --formula (default -1:1)")
-    p.add_argument("--target", metavar="COL", help="target column of --data")
-    p.add_argument("--test", metavar="FILE.csv", help="test CSV (default: seeded 80/20 split of --data)")
-    p.add_argument("--n-train", type=positive_int, default=1000, help="points sampled for --formula")
-    p.add_argument("--n-test", type=positive_int, default=1000, help="test points sampled for --formula")
+    add_data_arguments(p)
     p.add_argument("--width", help="layer widths, e.g. 2,5,1 (default [n, 2n+1, 1])")
     p.add_argument("--basis", default="bspline", help="basis family (see kanlab.list_bases())")
     p.add_argument("--grids", default="3,5,10,20", help="grid-extension schedule (default 3,5,10,20)")
