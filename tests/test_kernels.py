@@ -128,6 +128,23 @@ def test_paths_match_reference_float64(kernel, order):
 
 
 @pytest.mark.parametrize("kernel", ["dense", "local"])
+def test_inputs_exactly_at_the_grid_ends_keep_the_full_gradient(kernel):
+    """Nothing strictly outside the range (the fast paths skip the tangent term): values and gradients still
+    match the reference, and the input gradient at the ends is the spline's one-sided slope (gradcheck)."""
+    layer = _layer(3, torch.float64, grid_size=5, n_in=5, n_out=4)
+    grid = layer.basis.grid
+    lo, hi = grid[:, 3], grid[:, grid.shape[1] - 4]
+    x = torch.stack([lo, hi, (lo + hi) / 2, lo + 0.25 * (hi - lo)])
+    ref = _run(layer, x, "reference")
+    got = _run(layer, x, kernel)
+    for a, b in list(zip(got[:2], ref[:2])) + [(got[2][n], ref[2][n]) for n in ref[2]]:
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert ref[1][:2].abs().min() > 0  # the ends do get a gradient
+    layer.kernel = kernel
+    assert torch.autograd.gradcheck(lambda z: layer(z), (x[:2].clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("kernel", ["dense", "local"])
 def test_paths_match_reference_on_adaptive_grid_without_base_or_bias(kernel):
     layer = _layer(3, torch.float64, base="zero", bias=False, grid_size=8)
     gen = torch.Generator().manual_seed(3)

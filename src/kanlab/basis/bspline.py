@@ -44,15 +44,17 @@ class BSpline(Basis):
         grid_range: ``(low, high)`` of the initial uniform grid.
         grid_eps: mix used by :meth:`update_grid`: ``1`` = uniform over the data range, ``0`` = knots at
             the data's quantiles.
-        extrapolate: rule outside the grid range, ``"clamp"`` (default) or ``"zero"`` (see module doc).
+        extrapolate: rule outside the grid range, ``"linear"`` (default), ``"clamp"`` or ``"zero"`` (see
+            module doc).
     Shape:
         input ``(*, in)`` → output ``(*, in, G + k)``.
     """
 
     supports_local = True
     supports_grid = True
-    domain = ("any real input; outside the grid range the spline is held constant (extrapolate='clamp') or "
-              "decays to zero over the extended knots (extrapolate='zero'); never NaN")
+    domain = ("any real input; outside the grid range the spline continues along its tangent "
+              "(extrapolate='linear', capped at 1e6 grid ranges), is held constant ('clamp') or decays to zero "
+              "over the extended knots ('zero'); never NaN")
 
     def __init__(self, in_features: int | None = None, *, grid_size: int = 5, order: int = 3,
                  grid_range: tuple[float, float] = (-1.0, 1.0), grid_eps: float = 0.02,
@@ -121,24 +123,31 @@ class BSpline(Basis):
         return grid[:, k], grid[:, grid.shape[1] - k - 1]
 
     def _extrapolated(self, x: Tensor) -> Tensor:
-        """Inputs at which the basis is evaluated: clamped to the grid range unless the rule is ``"zero"``."""
+        """Inputs at which the basis is evaluated: clamped to the grid range unless the rule is ``"zero"``.
+        (``torch.clamp`` passes the whole gradient at the ends; the tangent term's is zero there.)"""
         if self.extrapolate == "zero":
             return x
         lo, hi = self._range(x.dtype)
-        return torch.minimum(torch.maximum(x, lo), hi)
+        return torch.clamp(x, lo, hi)
 
     def _tangent_term(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
-        """For ``"linear"``: ``(distance past the end (*, in), slope at low end (in, K), at high end (in, K))``."""
+        """For ``"linear"``: ``(distance past the end (*, in), slope at low end (in, K), at high end (in, K))``;
+        the distances are zero (with zero gradient) at and inside the ends and capped at 1e6 grid ranges."""
         if self.extrapolate != "linear" or self.order == 0:
             return None
         lo, hi = self._range(x.dtype)
         cap = 1e6 * (hi - lo)
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
-        below = torch.maximum(torch.minimum(x - lo, zero), -cap)
-        above = torch.minimum(torch.maximum(x - hi, zero), cap)
+        below = torch.where(x < lo, torch.clamp(x - lo, -cap), zero)
+        above = torch.where(x > hi, torch.clamp(x - hi, None, cap), zero)
         ends = torch.stack([lo, hi], dim=0)  # (2, in)
         slopes = bspline_basis_derivative(ends, self.grid.to(x.dtype), self.order, 1)  # (2, in, K)
         return below, above, slopes
+
+    def _outside(self, x: Tensor) -> bool:
+        """Whether any input lies strictly outside its feature's grid range (a synchronising check)."""
+        lo, hi = self._range(x.dtype)
+        return bool(((x < lo) | (x > hi)).any())
 
     def derivative(self, x: Tensor, n: int = 1) -> Tensor:
         """``n``-th derivative of the basis values, ``(*, in, G + k)``."""

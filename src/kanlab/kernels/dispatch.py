@@ -106,17 +106,15 @@ def _reference(x, basis, coef, scale, base_weight, act) -> Tensor:
     return out
 
 
-def _with_extrapolation(x: Tensor, basis, out: Tensor, coef: Tensor, scale: Tensor) -> Tensor:
-    """Add the B-spline's linear-extrapolation term ``Σ_i d_i·Σ_k slope[i,k]·w[o,i,k]`` (``d_i`` = distance past
-    the grid range) to ``out`` (N, out); the kernels themselves evaluate the basis at the clamped input."""
-    tangent = basis._tangent_term(x)
-    if tangent is None:
-        return out
-    below, above, slopes = tangent
-    weight = coef * scale[..., None]  # (out, in, K)
-    s_lo = (weight * slopes[0]).sum(-1)  # (out, in)
-    s_hi = (weight * slopes[1]).sum(-1)
-    return out + below @ s_lo.t() + above @ s_hi.t()
+def _tangent(x: Tensor, basis) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The B-spline's linear-extrapolation term ``(below, above, slopes)`` (see ``BSpline._tangent_term``), or
+    None when it vanishes: rule not ``"linear"``, or (outside compilation/export, where the check would be
+    data-dependent) no input strictly outside the grid range — then the term and all its gradients are zero."""
+    if getattr(basis, "extrapolate", None) != "linear" or basis.order == 0:
+        return None
+    if not (_compiling() or _exporting()) and not basis._outside(x):
+        return None
+    return basis._tangent_term(x)
 
 
 @register_kernel("dense", _is_spline, "packed GEMM over in·(K+1) columns, base branch folded in (B-spline)")
@@ -129,17 +127,29 @@ def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
         weight = torch.cat([weight, base_weight[..., None]], dim=-1)
     else:
         packed = ops.bspline_dense(xe, None, basis.grid, basis.order)
-    out = packed.reshape(n, packed.shape[1] * packed.shape[2]) @ weight.reshape(weight.shape[0], -1).t()
-    return _with_extrapolation(x, basis, out, coef, scale)
+    tangent = _tangent(x, basis)
+    if tangent is not None:  # outside the range: add distance × end slope to the packed basis values
+        below, above, slopes = tangent
+        extra = below[..., None] * slopes[0] + above[..., None] * slopes[1]  # (N, in, K)
+        packed = packed + F.pad(extra, (0, packed.shape[2] - extra.shape[2]))
+    return packed.reshape(n, packed.shape[1] * packed.shape[2]) @ weight.reshape(weight.shape[0], -1).t()
 
 
 @register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)")
 def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
     v, first = ops.bspline_local(basis._extrapolated(x), basis.grid, basis.order, 0)
+    tangent = _tangent(x, basis)
+    if tangent is not None:  # outside the range the window sits at the end: add distance × the end slopes
+        below, above, slopes = tangent
+        window = first[..., None] + torch.arange(basis.order + 1, device=x.device)  # (N, in, k+1)
+        n = x.shape[0]
+        lo_s = torch.gather(slopes[0].expand(n, -1, -1), 2, window)
+        hi_s = torch.gather(slopes[1].expand(n, -1, -1), 2, window)
+        v = v + below[..., None] * lo_s + above[..., None] * hi_s
     out = ops.local_forward(v, first, coef, scale)
     if base_weight is not None:
         out = torch.addmm(out, act(x), base_weight.t())
-    return _with_extrapolation(x, basis, out, coef, scale)
+    return out
 
 
 # ---- the cost model ------------------------------------------------------------------------------------
