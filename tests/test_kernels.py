@@ -235,6 +235,50 @@ def test_local_contraction_ops_match_between_implementations(impl):
     torch.testing.assert_close(g_scale, (g_w * coef).sum(-1), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.skipif(not extension_available(), reason="C++ kernels not built")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cpp_contraction_with_many_feature_groups_matches_dense_formulas(dtype, threads):
+    """Large grids split the features into several groups (slabs of K x out no longer fit the cache budget);
+    sizes that are not multiples of the 8 x 8 transpose tiles; one and two threads; every need_v/need_w mix."""
+    gen = torch.Generator().manual_seed(11)
+    n, n_in, n_out, k, g = 53, 37, 41, 3, 200
+    grid = _grid("uniform", n_in, g, k, gen)
+    x = torch.rand(n, n_in, dtype=torch.float64, generator=gen) * 2 - 1
+    v, first = torch_impl.bspline_local(x, grid, k, 0)
+    coef = torch.randn(n_out, n_in, g + k, dtype=torch.float64, generator=gen)
+    scale = torch.rand(n_out, n_in, dtype=torch.float64, generator=gen)
+    grad = torch.randn(n, n_out, dtype=torch.float64, generator=gen)
+    dense = torch.zeros(n, n_in, g + k, dtype=torch.float64).scatter(-1, first[..., None] + torch.arange(k + 1), v)
+    w = (coef * scale[..., None]).reshape(n_out, -1)
+    g_w = (grad.t() @ dense.reshape(n, -1)).reshape(n_out, n_in, g + k)
+    want = {"y": dense.reshape(n, -1) @ w.t(),
+            "g_v": torch.gather(grad @ w, 1, torch_impl.local_indices(first, k, g + k)).reshape(n, n_in, k + 1),
+            "g_coef": g_w * scale[..., None], "g_scale": (g_w * coef).sum(-1)}
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    args = [t.to(dtype) for t in (v, coef, scale)]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y = torch.ops.kanlab_cpp.local_forward(args[0], first, args[1], args[2])
+        torch.testing.assert_close(y.double(), want["y"], **tol)
+        for need_v, need_w in [(True, True), (True, False), (False, True)]:
+            g_v, g_coef, g_scale = torch.ops.kanlab_cpp.local_backward(grad.to(dtype), args[0], first, args[1],
+                                                                     args[2], need_v, need_w)
+            if need_v:
+                torch.testing.assert_close(g_v.double(), want["g_v"], **tol)
+            if need_w:
+                torch.testing.assert_close(g_coef.double(), want["g_coef"], **tol)
+                torch.testing.assert_close(g_scale.double(), want["g_scale"], **tol)
+                assert g_coef.is_contiguous() and g_coef.shape == coef.shape
+            else:
+                assert g_coef.numel() == 0 and g_scale.numel() == 0  # not allocated
+            if not need_v:
+                assert g_v.numel() == 0
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_ops_pass_opcheck():
     gen = torch.Generator().manual_seed(0)
     grid = _grid("uniform", 3, 5, 3, gen)

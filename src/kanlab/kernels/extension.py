@@ -1,8 +1,9 @@
-"""Build and load the C++ CPU kernels (``csrc/kan_cpu.cpp``) on first use, with a pure-PyTorch fallback.
+"""Build and load the C++ CPU kernels (``csrc/kan_cpu.cpp``, ``csrc/kan_local.cpp``) on first use, with a
+pure-PyTorch fallback.
 
 The extension is compiled with :func:`torch.utils.cpp_extension.load` into a cache directory — never the
 source tree — chosen as, in order: ``$KANLAB_CACHE_DIR``, ``$XDG_CACHE_HOME/kanlab``, ``~/.cache/kanlab``;
-under it, ``torch_extensions/<hash>`` where the hash covers the source, the compiler flags, the torch version
+under it, ``torch_extensions/<hash>`` where the hash covers the sources, the compiler flags, the torch version
 and the CPU (the code is built with ``-march=native``).  A second process reuses the cached build; parallel
 builds are serialised by torch's lock file.
 
@@ -27,7 +28,7 @@ __all__ = ["load_extension", "extension_available", "extension_error", "cache_di
 
 log = logging.getLogger(__name__)
 
-_SOURCE = Path(__file__).with_name("csrc") / "kan_cpu.cpp"
+_SOURCES = [Path(__file__).with_name("csrc") / name for name in ("kan_cpu.cpp", "kan_local.cpp")]
 _NAME = "kanlab_cpu_kernels"
 _CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fopenmp-simd", "-std=c++17"]
 _LDFLAGS = ["-fopenmp"]
@@ -60,7 +61,8 @@ def _cpu_signature() -> str:
 
 def _build_dir() -> Path:
     h = hashlib.sha256()
-    h.update(_SOURCE.read_bytes())
+    for source in _SOURCES:
+        h.update(source.read_bytes())
     h.update(" ".join(_CFLAGS + _LDFLAGS).encode())
     h.update(torch.__version__.encode())
     h.update(_cpu_signature().encode())
@@ -88,7 +90,7 @@ def load_extension() -> bool:
 
                 build = _build_dir()
                 build.mkdir(parents=True, exist_ok=True)
-                cpp_extension.load(name=_NAME, sources=[str(_SOURCE)], build_directory=str(build),
+                cpp_extension.load(name=_NAME, sources=[str(p) for p in _SOURCES], build_directory=str(build),
                                    extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS, is_python_module=False,
                                    verbose=False)
                 _state["ok"] = hasattr(torch.ops.kanlab_cpp, "local_forward")

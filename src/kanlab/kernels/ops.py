@@ -147,8 +147,9 @@ def _(v, first, coef, scale):
 @torch.library.custom_op("kanlab::local_backward", mutates_args=())
 def local_backward(grad: Tensor, v: Tensor, first: Tensor, coef: Tensor, scale: Tensor, need_v: bool,
                    need_w: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients of ``local_forward`` for ``grad (N, out)``: ``(g_v, g_coef, g_scale)`` (zeros where not
-    needed).  Not differentiable itself (``local_forward``'s backward avoids it under ``create_graph``)."""
+    """Gradients of ``local_forward`` for ``grad (N, out)``: ``(g_v, g_coef, g_scale)``; those not needed are
+    empty ``(0,)`` tensors.  Not differentiable itself (``local_forward``'s backward avoids it under
+    ``create_graph``)."""
     if uses_extension(v, v.shape[-1] - 1):
         return torch.ops.kanlab_cpp.local_backward(grad, v, first, coef, scale, need_v, need_w)
     return torch_impl.local_backward(grad, v, first, coef, scale, need_v, need_w)
@@ -156,7 +157,9 @@ def local_backward(grad: Tensor, v: Tensor, first: Tensor, coef: Tensor, scale: 
 
 @local_backward.register_fake
 def _(grad, v, first, coef, scale, need_v, need_w):
-    return torch.empty_like(v), torch.empty_like(coef), torch.empty_like(scale)
+    none = v.new_empty(0)
+    return (torch.empty_like(v) if need_v else none, torch.empty_like(coef) if need_w else none,
+            torch.empty_like(scale) if need_w else none)
 
 
 def _local_forward_setup(ctx, inputs, output):

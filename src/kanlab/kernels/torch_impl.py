@@ -1,6 +1,6 @@
 """Pure-PyTorch implementations of the kernel ops (the fallback when the C++ extension is unavailable).
 
-They define the semantics the C++ kernels (``csrc/kan_cpu.cpp``) reproduce, work on any device and floating
+They define the semantics the C++ kernels (``csrc/*.cpp``) reproduce, work on any device and floating
 dtype, and are not differentiable themselves: autograd is attached one level up, in ``kanlab.kernels.ops``.
 
 Notation: ``x (N, in)``; ``grid (in, M)`` knot rows, ``M = G + 2k + 1``; ``K = M - k - 1`` basis functions;
@@ -122,13 +122,11 @@ def local_forward(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Tens
 def local_backward(grad: Tensor, v: Tensor, first: Tensor, coef: Tensor, scale: Tensor, need_v: bool,
                    need_w: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of :func:`local_forward` for the output gradient ``grad (N, out)``:
-    ``(g_v (N, in, R), g_coef (out, in, K), g_scale (out, in))`` (zeros where not needed)."""
+    ``(g_v (N, in, R), g_coef (out, in, K), g_scale (out, in))``; those not needed are empty ``(0,)``."""
     n, n_in, r = v.shape
     n_out, _, n_fun = coef.shape
     idx = local_indices(first, r - 1, n_fun)
-    g_v = torch.zeros_like(v)
-    g_coef = torch.zeros_like(coef)
-    g_scale = torch.zeros_like(scale)
+    g_v = g_coef = g_scale = v.new_empty(0)
     if need_v:
         weight = (coef * scale[..., None]).reshape(n_out, n_in * n_fun)
         g_v = torch.gather(grad @ weight, 1, idx).reshape(n, n_in, r)

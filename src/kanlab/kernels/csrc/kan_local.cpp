@@ -1,0 +1,605 @@
+// kanlab CPU kernels: the local-support KAN contraction and its backward (registered as torch.ops.kanlab_cpp.*
+// next to the B-spline evaluation kernels of kan_cpu.cpp; wrapped with autograd in kanlab/kernels/ops.py).
+//
+// y[n, o] = sum_i sum_r v[n, i, r] * scale[o, i] * coef[o, i, first[n, i] + r]
+//
+// Notation: v (N, I, R) the R = k + 1 local basis values per input, first (N, I) int64 the index of the first,
+// coef (O, I, K), scale (O, I) per-edge factor (spline_scaler * mask), y (N, O).
+//
+// Forward: feature groups whose weight slabs (feature i's coefficients transposed to K x O, scaled) fit in L2
+// x sample tiles whose outputs stay in L1; threads split the samples.  Backward: threads split the feature
+// groups, so every coefficient-gradient row has one owner (no atomics, no global sort); each feature walks its
+// samples in order of knot interval (a per-feature counting sort, O(N + K)), so consecutive samples touch the
+// same k+1 rows of the feature's weight slab and gradient accumulator.  The coefficients enter and the
+// gradient leaves through one blocked transpose per feature group (rows of whole groups are contiguous in
+// coef (O, I, K), so these passes stream through memory); the gradient buffer comes from a small cache (see
+// GradientPool).  So time and memory beyond one read of the coefficients and one write of their gradient do
+// not grow with the grid size.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/zeros.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <vector>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace {
+
+constexpr int kMaxR = 16;                    // order <= 15
+constexpr int64_t kGroupBytes = 1 << 19;      // forward: scaled weight slabs of one feature group, in L2
+constexpr int64_t kBackGroupBytes = 1 << 19;  // backward: slabs and gradient accumulators of one group, in L2
+
+// Coefficient gradients are large (O * I * K) and, under the usual zero_grad(set_to_none=True), freed after every
+// optimizer step: allocated afresh each time they cost as many page faults (and kernel page zeroing) as the
+// kernel's arithmetic.  So buffers of at least kPoolMinBytes come from a small cache: a freed gradient's buffer
+// (2 MiB aligned, transparent huge pages advised) is kept for the next backward pass of the same size, up to
+// kPoolMaxBytes in all (oldest dropped first).  KANLAB_GRAD_POOL=0 turns the cache off.
+constexpr size_t kPoolMinBytes = size_t(4) << 20;
+constexpr size_t kPoolMaxBytes = size_t(1) << 30;
+
+class GradientPool {
+ public:
+  void* take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = free_.begin(); it != free_.end(); ++it)
+        if (it->first == bytes) {
+          void* p = it->second;
+          held_ -= bytes;
+          free_.erase(it);
+          return p;
+        }
+    }
+    const size_t huge = size_t(1) << 21, rounded = (bytes + huge - 1) / huge * huge;
+    void* p = std::aligned_alloc(huge, rounded);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p != nullptr) (void)madvise(p, rounded, MADV_HUGEPAGE);  // a hint
+#endif
+    return p;
+  }
+  void give(void* p, size_t bytes) {
+    std::vector<void*> drop;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (bytes > kPoolMaxBytes) {
+        drop.push_back(p);
+      } else {
+        while (held_ + bytes > kPoolMaxBytes && !free_.empty()) {
+          held_ -= free_.front().first;
+          drop.push_back(free_.front().second);
+          free_.erase(free_.begin());
+        }
+        free_.emplace_back(bytes, p);
+        held_ += bytes;
+      }
+    }
+    for (void* q : drop) std::free(q);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<size_t, void*>> free_;
+  size_t held_ = 0;
+};
+
+bool pool_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("KANLAB_GRAD_POOL");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return on;
+}
+
+// An uninitialised tensor for a coefficient gradient (from the pool when large).
+at::Tensor gradient_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  int64_t numel = 1;
+  for (int64_t s : sizes) numel *= s;
+  const size_t bytes = static_cast<size_t>(numel) * options.dtype().itemsize();
+  if (!pool_enabled() || bytes < kPoolMinBytes) return at::empty(sizes, options);
+  static GradientPool* pool = new GradientPool();  // never destroyed: tensors may outlive static destructors
+  void* p = pool->take(bytes);
+  if (p == nullptr) return at::empty(sizes, options);
+  return at::from_blob(p, sizes, [bytes](void* q) { pool->give(q, bytes); }, options);
+}
+
+// Per-feature lists of the samples in order of their first index, packed for sequential reading:
+// sample[i * N + s], start[i * N + s] and values[(i * N + s) * R + r] (every sample is listed).
+template <typename T>
+struct FeatureLists {
+  std::vector<int32_t> sample, start;
+  std::vector<T> values;
+};
+
+template <typename T>
+void feature_lists(const T* v, const int64_t* first, int64_t N, int64_t I, int64_t K, int64_t R,
+                   FeatureLists<T>& out) {
+  out.sample.resize(static_cast<size_t>(N * I));
+  out.start.resize(static_cast<size_t>(N * I));
+  out.values.resize(static_cast<size_t>(N * I * R));
+  at::parallel_for(0, I, 16, [&](int64_t ib, int64_t ie) {
+    const int64_t w = ie - ib;
+    std::vector<int32_t> pos(static_cast<size_t>(w * (K + 1)), 0);
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t* fr = first + n * I + ib;
+      for (int64_t c = 0; c < w; ++c) ++pos[c * (K + 1) + fr[c] + 1];
+    }
+    for (int64_t c = 0; c < w; ++c) {
+      int32_t* pc = pos.data() + c * (K + 1);
+      for (int64_t f = 1; f <= K; ++f) pc[f] += pc[f - 1];
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t* fr = first + n * I + ib;
+      const T* vr = v + (n * I + ib) * R;
+      for (int64_t c = 0; c < w; ++c) {
+        const int64_t q = (ib + c) * N + pos[c * (K + 1) + fr[c]]++;
+        out.sample[q] = (int32_t)n;
+        out.start[q] = (int32_t)fr[c];
+        for (int64_t r = 0; r < R; ++r) out.values[q * R + r] = vr[c * R + r];
+      }
+    }
+  });
+}
+
+// 8 x 8 float transpose in AVX registers: x[b][a] <- x[a][b].
+#if defined(__AVX__)
+inline void transpose8(__m256* x) {
+  const __m256 t0 = _mm256_unpacklo_ps(x[0], x[1]), t1 = _mm256_unpackhi_ps(x[0], x[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(x[2], x[3]), t3 = _mm256_unpackhi_ps(x[2], x[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(x[4], x[5]), t5 = _mm256_unpackhi_ps(x[4], x[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(x[6], x[7]), t7 = _mm256_unpackhi_ps(x[6], x[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  x[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  x[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  x[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  x[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  x[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  x[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  x[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  x[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
+template <typename T>
+inline void tile8(const T* s, int64_t ss, T* d, int64_t ds) {
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>) {
+    __m256 x[8];
+    for (int a = 0; a < 8; ++a) x[a] = _mm256_loadu_ps(s + a * ss);
+    transpose8(x);
+    for (int b = 0; b < 8; ++b) _mm256_storeu_ps(d + b * ds, x[b]);
+    return;
+  }
+#endif
+  for (int b = 0; b < 8; ++b)
+    for (int a = 0; a < 8; ++a) d[b * ds + a] = s[a * ss + b];
+}
+
+// dst[c * ds + r] = src[r * ss + c] for r < rows, c < cols, by 8 x 8 tiles, walking blocks of 8 source rows
+// (each read as contiguous runs, the next block prefetched): a source in memory, a destination in cache.
+template <typename T>
+void transpose(const T* src, int64_t ss, T* dst, int64_t ds, int64_t rows, int64_t cols) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  const int64_t R8 = rows & ~int64_t(7), C8 = cols & ~int64_t(7);
+  for (int64_t r0 = 0; r0 < R8; r0 += 8) {
+    const bool ahead = r0 + 8 < R8;
+    for (int64_t c0 = 0; c0 < C8; c0 += 8) {
+      if (ahead && c0 % kLine == 0)
+        for (int a = 0; a < 8; ++a) __builtin_prefetch(src + (r0 + 8 + a) * ss + c0);
+      tile8<T>(src + r0 * ss + c0, ss, dst + c0 * ds + r0, ds);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = C8; c < cols; ++c) dst[c * ds + r] = src[r * ss + c];
+  for (int64_t r = R8; r < rows; ++r)
+    for (int64_t c = 0; c < C8; ++c) dst[c * ds + r] = src[r * ss + c];
+}
+
+// Feature group [i0, i1) of coef (O, I, K) transposed into slabs (one K x O slab per feature, stacked), the
+// source rows split between threads when parallel.
+template <typename T>
+void load_group(const T* coef, int64_t i0, int64_t i1, int64_t I, int64_t K, int64_t O, T* slabs, bool parallel) {
+  const int64_t cols = (i1 - i0) * K;
+  if (!parallel) {
+    transpose<T>(coef + i0 * K, I * K, slabs, O, O, cols);
+    return;
+  }
+  at::parallel_for(0, (O + 7) / 8, 1, [&](int64_t b, int64_t e) {
+    const int64_t o0 = b * 8, o1 = std::min(O, e * 8);
+    transpose<T>(coef + o0 * I * K + i0 * K, I * K, slabs + o0, O, o1 - o0, cols);
+  });
+}
+
+// y[c] += sum_r v[r] * w[r * W + c]  (R fixed at compile time for orders 0..5, R = 0 means runtime Rd)
+template <typename T, int R>
+inline void axpy_rows(T* __restrict y, const T* __restrict w, const T* v, int64_t W, int Rd) {
+  if constexpr (R > 0) {
+    T c[R];
+    for (int r = 0; r < R; ++r) c[r] = v[r];
+#pragma omp simd
+    for (int64_t o = 0; o < W; ++o) {
+      T acc = y[o];
+      for (int r = 0; r < R; ++r) acc += c[r] * w[r * W + o];
+      y[o] = acc;
+    }
+  } else {
+    for (int r = 0; r < Rd; ++r) {
+      const T c = v[r];
+      const T* wr = w + r * W;
+#pragma omp simd
+      for (int64_t o = 0; o < W; ++o) y[o] += c * wr[o];
+    }
+  }
+}
+
+template <typename T, int R>
+void local_forward_impl(const T* v, const int64_t* first, const T* coef, const T* scale, T* y, int64_t N,
+                        int64_t I, int64_t O, int64_t K, int Rd) {
+  constexpr int64_t kTile = 8;
+  const int64_t slab = K * O;
+  const int64_t gi = std::max<int64_t>(1, std::min<int64_t>(I, kGroupBytes / (slab * (int64_t)sizeof(T))));
+  std::vector<T> slabs(static_cast<size_t>(gi * slab));
+  const int64_t n_tiles = (N + kTile - 1) / kTile;
+  // Small groups (large grids): feature-major copies of v and first, so that the tiles below read them
+  // sequentially; large groups read v's rows directly.
+  const bool major = gi < 16;
+  std::vector<T> vt(major ? static_cast<size_t>(N * I * Rd) : 0);
+  std::vector<int64_t> ft(major ? static_cast<size_t>(N * I) : 0);
+  if (major)
+    at::parallel_for(0, I, 16, [&](int64_t ib, int64_t ie) {
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = ib; i < ie; ++i) {
+          ft[i * N + n] = first[n * I + i];
+          for (int r = 0; r < Rd; ++r) vt[(i * N + n) * Rd + r] = v[(n * I + i) * Rd + r];
+        }
+    });
+  const int64_t vs = major ? Rd : I * Rd, fs = major ? 1 : I;  // strides from one sample to the next
+  for (int64_t i0 = 0; i0 < I; i0 += gi) {
+    const int64_t i1 = std::min(I, i0 + gi);
+    load_group<T>(coef, i0, i1, I, K, O, slabs.data(), true);
+    at::parallel_for(i0, i1, 1, [&](int64_t b, int64_t e) {  // scale the slabs (in cache)
+      std::vector<T> srow(O);
+      for (int64_t i = b; i < e; ++i) {
+        for (int64_t o = 0; o < O; ++o) srow[o] = scale[o * I + i];
+        T* sl = slabs.data() + (i - i0) * slab;
+        for (int64_t j = 0; j < K; ++j) {
+#pragma omp simd
+          for (int64_t o = 0; o < O; ++o) sl[j * O + o] *= srow[o];
+        }
+      }
+    });
+    at::parallel_for(0, n_tiles, 1, [&](int64_t tb, int64_t te) {
+      for (int64_t t = tb; t < te; ++t) {
+        const int64_t n0 = t * kTile, n1 = std::min(N, n0 + kTile);
+        for (int64_t i = i0; i < i1; ++i) {
+          const T* sl = slabs.data() + (i - i0) * slab;
+          const T* vi = major ? vt.data() + i * N * Rd : v + i * Rd;
+          const int64_t* fi = major ? ft.data() + i * N : first + i;
+          for (int64_t n = n0; n < n1; ++n) {
+            const T* vr = vi + n * vs;
+            bool any = false;
+            for (int r = 0; r < Rd; ++r) any |= (vr[r] != T(0));
+            if (!any) continue;
+            axpy_rows<T, R>(y + n * O, sl + fi[n * fs] * O, vr, O, Rd);
+          }
+        }
+      }
+    });
+  }
+}
+
+// One input's share of the backward pass, with w the feature's unscaled slab rows and sc its scales:
+// d[r] = sum_o g[o] * sc[o] * w[r, o] (need_v);  acc[r, o] += v[r] * g[o] (need_w).
+template <typename T, int R>
+inline void backward_rows(const T* __restrict g, const T* __restrict sc, const T* __restrict w,
+                          T* __restrict acc, const T* v, T* d, int64_t O, int Rd, bool need_v, bool need_w) {
+  if constexpr (R > 0) {
+    T c[R];
+    for (int r = 0; r < R; ++r) c[r] = v[r];
+    T s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0;
+    if (need_v && need_w) {
+#pragma omp simd reduction(+ : s0, s1, s2, s3, s4, s5)
+      for (int64_t o = 0; o < O; ++o) {
+        const T go = g[o];
+        const T gs = go * sc[o];
+        s0 += gs * w[o];
+        acc[o] += c[0] * go;
+        if constexpr (R > 1) { s1 += gs * w[O + o]; acc[O + o] += c[1] * go; }
+        if constexpr (R > 2) { s2 += gs * w[2 * O + o]; acc[2 * O + o] += c[2] * go; }
+        if constexpr (R > 3) { s3 += gs * w[3 * O + o]; acc[3 * O + o] += c[3] * go; }
+        if constexpr (R > 4) { s4 += gs * w[4 * O + o]; acc[4 * O + o] += c[4] * go; }
+        if constexpr (R > 5) { s5 += gs * w[5 * O + o]; acc[5 * O + o] += c[5] * go; }
+      }
+    } else if (need_v) {
+#pragma omp simd reduction(+ : s0, s1, s2, s3, s4, s5)
+      for (int64_t o = 0; o < O; ++o) {
+        const T gs = g[o] * sc[o];
+        s0 += gs * w[o];
+        if constexpr (R > 1) s1 += gs * w[O + o];
+        if constexpr (R > 2) s2 += gs * w[2 * O + o];
+        if constexpr (R > 3) s3 += gs * w[3 * O + o];
+        if constexpr (R > 4) s4 += gs * w[4 * O + o];
+        if constexpr (R > 5) s5 += gs * w[5 * O + o];
+      }
+    } else {
+#pragma omp simd
+      for (int64_t o = 0; o < O; ++o) {
+        const T go = g[o];
+        acc[o] += c[0] * go;
+        if constexpr (R > 1) acc[O + o] += c[1] * go;
+        if constexpr (R > 2) acc[2 * O + o] += c[2] * go;
+        if constexpr (R > 3) acc[3 * O + o] += c[3] * go;
+        if constexpr (R > 4) acc[4 * O + o] += c[4] * go;
+        if constexpr (R > 5) acc[5 * O + o] += c[5] * go;
+      }
+    }
+    if (need_v) {
+      const T sv[6] = {s0, s1, s2, s3, s4, s5};
+      for (int r = 0; r < R; ++r) d[r] = sv[r];
+    }
+  } else {
+    for (int r = 0; r < Rd; ++r) {
+      const T c = v[r];
+      const T* wr = w + r * O;
+      T* ar = acc + r * O;
+      if (need_v) {
+        T s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t o = 0; o < O; ++o) s += g[o] * sc[o] * wr[o];
+        d[r] = s;
+      }
+      if (need_w) {
+#pragma omp simd
+        for (int64_t o = 0; o < O; ++o) ar[o] += c * g[o];
+      }
+    }
+  }
+}
+
+// Group [i0, i1)'s gradient accumulators acc (rows (i - i0) * K + j, O columns; sum_n v * g) written out:
+//   gcoef[o, i, j] = scale[o, i] * acc[(i - i0) * K + j, o],  gscale[o, i] = sum_j coef[o, i, j] * acc[.., o].
+// Blocks of 8 destination rows o are written as contiguous runs (8 x 8 register transposes for float) while
+// the coefficients are read at the same positions, so neither needs a transposed copy.  With coef null the
+// scale gradient is left alone (the caller has it from the transposed slabs, see slab_dots).
+template <typename T>
+void store_gradients(const T* acc, const T* coef, const T* scale, T* gcoef, T* gscale, int64_t i0, int64_t i1,
+                     int64_t I, int64_t K, int64_t O) {
+  const int64_t gi = i1 - i0, W = gi * K, IK = I * K;
+  std::vector<T> dot(static_cast<size_t>(8 * gi));
+  for (int64_t o0 = 0; o0 < O; o0 += 8) {
+    const int64_t rows = std::min<int64_t>(8, O - o0);
+    std::fill(dot.begin(), dot.end(), T(0));
+    auto scalar = [&](int64_t b, int64_t c) {
+      const int64_t o = o0 + b, f = c / K, at = o * IK + i0 * K + c;
+      const T val = acc[c * O + o];
+      if (coef) dot[b * gi + f] += val * coef[at];
+      gcoef[at] = val * scale[o * I + i0 + f];
+    };
+    int64_t c0 = 0;
+#if defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (rows == 8) {
+        __m256 part[8];
+        int64_t cur = -1;
+        auto flush = [&]() {
+          if (cur < 0) return;
+          for (int b = 0; b < 8; ++b) {
+            alignas(32) float lanes[8];
+            _mm256_store_ps(lanes, part[b]);
+            float sum = 0;
+            for (int l = 0; l < 8; ++l) sum += lanes[l];
+            dot[b * gi + cur] += sum;
+          }
+        };
+        const bool ahead = o0 + 16 <= O;
+        for (; c0 + 8 <= W; c0 += 8) {
+          if (ahead && c0 % 16 == 0)  // the next row block's lines of coef and gcoef, one block ahead
+            for (int a = 0; a < 8; ++a) {
+              if (coef) __builtin_prefetch(coef + (o0 + 8 + a) * IK + i0 * K + c0);
+              __builtin_prefetch(gcoef + (o0 + 8 + a) * IK + i0 * K + c0, 1);
+            }
+          const int64_t f = c0 / K;
+          if ((c0 + 7) / K != f) {  // the tile straddles two features
+            for (int b = 0; b < 8; ++b)
+              for (int64_t c = c0; c < c0 + 8; ++c) scalar(b, c);
+            continue;
+          }
+          if (f != cur) {
+            flush();
+            cur = f;
+            for (int b = 0; b < 8; ++b) part[b] = _mm256_setzero_ps();
+          }
+          __m256 x[8];
+          for (int a = 0; a < 8; ++a) x[a] = _mm256_loadu_ps(acc + (c0 + a) * O + o0);
+          transpose8(x);
+          for (int b = 0; b < 8; ++b) {
+            const int64_t at = (o0 + b) * IK + i0 * K + c0;
+            if (coef) part[b] = _mm256_fmadd_ps(x[b], _mm256_loadu_ps(coef + at), part[b]);
+            _mm256_storeu_ps(gcoef + at, _mm256_mul_ps(x[b], _mm256_set1_ps(scale[(o0 + b) * I + i0 + f])));
+          }
+        }
+        flush();
+      }
+    }
+#endif
+    for (int64_t b = 0; b < rows; ++b)
+      for (int64_t c = c0; c < W; ++c) scalar(b, c);
+    if (coef)
+      for (int64_t b = 0; b < rows; ++b)
+        for (int64_t f = 0; f < gi; ++f) gscale[(o0 + b) * I + i0 + f] = dot[b * gi + f];
+  }
+}
+
+// gscale[o, i] = sum_j w[j, o] * acc[j, o] from feature i's transposed weight slab w and accumulator acc (K, O).
+template <typename T>
+void slab_dots(const T* __restrict acc, const T* __restrict w, int64_t i, int64_t I, int64_t K, int64_t O,
+               T* gscale, T* __restrict tmp) {
+#pragma omp simd
+  for (int64_t o = 0; o < O; ++o) tmp[o] = T(0);
+  for (int64_t j = 0; j < K; ++j) {
+#pragma omp simd
+    for (int64_t o = 0; o < O; ++o) tmp[o] += w[j * O + o] * acc[j * O + o];
+  }
+  for (int64_t o = 0; o < O; ++o) gscale[o * I + i] = tmp[o];
+}
+
+template <typename T, int R>
+void local_backward_impl(const T* g, const T* v, const int64_t* first, const T* coef, const T* scale, T* gv,
+                         T* gcoef, T* gscale, int64_t N, int64_t I, int64_t O, int64_t K, int Rd, bool need_v,
+                         bool need_w) {
+  FeatureLists<T> lists;
+  feature_lists<T>(v, first, N, I, K, Rd, lists);
+  const int64_t slab = K * O;
+  const int64_t gi = std::max<int64_t>(1, std::min<int64_t>(I, kBackGroupBytes / (slab * (int64_t)sizeof(T))));
+  const int64_t n_groups = (I + gi - 1) / gi;
+  at::parallel_for(0, n_groups, 1, [&](int64_t gb, int64_t ge) {
+    std::vector<T> w_buf(need_v ? gi * slab : 0), acc_buf(need_w ? gi * slab : 0), srow(O), tmp(O);
+    T d[kMaxR];
+    for (int64_t grp = gb; grp < ge; ++grp) {
+      const int64_t i0 = grp * gi, i1 = std::min(I, i0 + gi);
+      if (need_v) load_group<T>(coef, i0, i1, I, K, O, w_buf.data(), false);  // only g_v reads the slabs
+      if (need_w) std::fill(acc_buf.begin(), acc_buf.end(), T(0));
+      for (int64_t i = i0; i < i1; ++i) {
+        const T* wi = need_v ? w_buf.data() + (i - i0) * slab : nullptr;
+        T* acc = need_w ? acc_buf.data() + (i - i0) * slab : nullptr;
+        for (int64_t o = 0; o < O; ++o) srow[o] = scale[o * I + i];
+        const int32_t* smp = lists.sample.data() + i * N;
+        const int32_t* st = lists.start.data() + i * N;
+        const T* vals = lists.values.data() + i * N * Rd;
+        for (int64_t s = 0; s < N; ++s) {
+          const int64_t n = smp[s];
+          if (s + 2 < N) __builtin_prefetch(g + (int64_t)smp[s + 2] * O);
+          const T* vr = vals + s * Rd;
+          if (!need_v) {
+            bool any = false;
+            for (int r = 0; r < Rd; ++r) any |= (vr[r] != T(0));
+            if (!any) continue;
+          }
+          const int64_t off = (int64_t)st[s] * O;
+          backward_rows<T, R>(g + n * O, srow.data(), need_v ? wi + off : nullptr, need_w ? acc + off : nullptr,
+                              vr, d, O, Rd, need_v, need_w);
+          if (need_v) {
+            T* out = gv + (n * I + i) * Rd;
+            for (int r = 0; r < Rd; ++r) out[r] = d[r];
+          }
+        }
+        if (need_w && need_v) slab_dots<T>(acc, wi, i, I, K, O, gscale, tmp.data());
+      }
+      // with the slabs at hand (need_v) the scale gradient came from them; else from coef, read in place
+      if (need_w) store_gradients<T>(acc_buf.data(), need_v ? nullptr : coef, scale, gcoef, gscale, i0, i1, I, K, O);
+    }
+  });
+}
+
+void check_local(const at::Tensor& v, const at::Tensor& first, const at::Tensor& coef, const at::Tensor& scale) {
+  TORCH_CHECK(v.dim() == 3, "v must be (N, in, k+1), got ", v.sizes());
+  TORCH_CHECK(v.size(2) >= 1 && v.size(2) <= kMaxR, "v's last dimension (k+1) must lie in [1, ", kMaxR, "]");
+  TORCH_CHECK(first.dim() == 2 && first.size(0) == v.size(0) && first.size(1) == v.size(1) &&
+                  first.scalar_type() == at::kLong, "first must be int64 (N, in)");
+  TORCH_CHECK(coef.dim() == 3 && coef.size(1) == v.size(1) && coef.size(2) >= v.size(2),
+              "coef must be (out, in, K) with K >= k+1, got ", coef.sizes());
+  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1),
+              "scale must be (out, in)");
+  TORCH_CHECK(v.scalar_type() == coef.scalar_type() && scale.scalar_type() == coef.scalar_type(),
+              "v, coef and scale must share a dtype");
+  TORCH_CHECK(v.device().is_cpu() && coef.device().is_cpu(), "kanlab_cpp kernels run on CPU tensors");
+  TORCH_CHECK(v.size(0) < (int64_t(1) << 31), "batch too large for the local kernel (>= 2^31 rows)");
+}
+
+// Calls fn(std::integral_constant<int, R>) with R = Rd for Rd in 1..6, else R = 0 (runtime loops).
+template <typename Fn>
+void with_order(int64_t Rd, Fn&& fn) {
+  switch (Rd) {
+    case 1: fn(std::integral_constant<int, 1>{}); break;
+    case 2: fn(std::integral_constant<int, 2>{}); break;
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    case 4: fn(std::integral_constant<int, 4>{}); break;
+    case 5: fn(std::integral_constant<int, 5>{}); break;
+    case 6: fn(std::integral_constant<int, 6>{}); break;
+    default: fn(std::integral_constant<int, 0>{});
+  }
+}
+
+at::Tensor local_forward(const at::Tensor& v_, const at::Tensor& first_, const at::Tensor& coef_,
+                         const at::Tensor& scale_) {
+  check_local(v_, first_, coef_, scale_);
+  const at::Tensor v = v_.contiguous(), first = first_.contiguous(), coef = coef_.contiguous(),
+                   scale = scale_.contiguous();
+  const int64_t N = v.size(0), I = v.size(1), R = v.size(2), O = coef.size(0), K = coef.size(2);
+  at::Tensor y = at::zeros({N, O}, v.options());
+  if (N == 0) return y;
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "local_forward", [&] {
+    with_order(R, [&](auto tag) {
+      constexpr int RR = decltype(tag)::value;
+      local_forward_impl<scalar_t, RR>(v.const_data_ptr<scalar_t>(), first.const_data_ptr<int64_t>(),
+                                       coef.const_data_ptr<scalar_t>(), scale.const_data_ptr<scalar_t>(),
+                                       y.mutable_data_ptr<scalar_t>(), N, I, O, K, (int)R);
+    });
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> local_backward(const at::Tensor& g_, const at::Tensor& v_,
+                                                              const at::Tensor& first_, const at::Tensor& coef_,
+                                                              const at::Tensor& scale_, bool need_v, bool need_w) {
+  check_local(v_, first_, coef_, scale_);
+  TORCH_CHECK(g_.dim() == 2 && g_.size(0) == v_.size(0) && g_.size(1) == coef_.size(0), "grad must be (N, out)");
+  TORCH_CHECK(g_.scalar_type() == v_.scalar_type(), "grad must have the dtype of v");
+  const at::Tensor g = g_.contiguous(), v = v_.contiguous(), first = first_.contiguous(), coef = coef_.contiguous(),
+                   scale = scale_.contiguous();
+  const int64_t N = v.size(0), I = v.size(1), R = v.size(2), O = coef.size(0), K = coef.size(2);
+  const bool work_w = need_w && N > 0;
+  // outputs that are not needed are empty (0,) tensors
+  at::Tensor gv = need_v ? at::zeros({N, I, R}, v.options()) : at::empty({0}, v.options());
+  at::Tensor gcoef = !need_w ? at::empty({0}, v.options())
+                     : work_w ? gradient_buffer({O, I, K}, v.options()) : at::zeros({O, I, K}, v.options());
+  at::Tensor gscale = !need_w ? at::empty({0}, v.options())
+                      : work_w ? at::empty({O, I}, v.options()) : at::zeros({O, I}, v.options());
+  if ((need_v || need_w) && N > 0) {
+    AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "local_backward", [&] {
+      with_order(R, [&](auto tag) {
+        constexpr int RR = decltype(tag)::value;
+        local_backward_impl<scalar_t, RR>(g.const_data_ptr<scalar_t>(), v.const_data_ptr<scalar_t>(),
+                                          first.const_data_ptr<int64_t>(), coef.const_data_ptr<scalar_t>(),
+                                          scale.const_data_ptr<scalar_t>(), gv.mutable_data_ptr<scalar_t>(),
+                                          gcoef.mutable_data_ptr<scalar_t>(), gscale.mutable_data_ptr<scalar_t>(),
+                                          N, I, O, K, (int)R, need_v, need_w);
+      });
+    });
+  }
+  return {gv, gcoef, gscale};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(kanlab_cpp, m) {
+  m.def("local_forward(Tensor v, Tensor first, Tensor coef, Tensor scale) -> Tensor");
+  m.def("local_backward(Tensor grad, Tensor v, Tensor first, Tensor coef, Tensor scale, bool need_v, "
+        "bool need_w) -> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(kanlab_cpp, CPU, m) {
+  m.impl("local_forward", &local_forward);
+  m.impl("local_backward", &local_backward);
+}
