@@ -19,8 +19,9 @@ Rows per case (time of one step, median of ``--reps`` repetitions interleaved ac
 Times are wall-clock (CUDA events on a GPU) and, on CPU, process CPU time too: on a shared machine the CPU
 time is the steadier number; ratios are taken between rows measured side by side.  ``train`` = forward +
 backward of ``sum(y)``; ``fwd`` = forward under ``no_grad``.  Peak activation memory is measured in a
-separate process per case: peak RSS of one train step above the RSS after setup, minus the parameter
-gradients the step creates.
+separate process per case (Linux): peak RSS during one train step above the RSS just before it (the peak is
+reset through ``/proc/self/clear_refs``; glibc unmaps large blocks on free), minus the parameter gradients the
+step creates.
 """
 
 from __future__ import annotations
@@ -165,16 +166,19 @@ def time_case(widths, grid, batch, mode, args, device):
 
 
 # ---- memory (separate process) -------------------------------------------------------------------------
-def _rss_kib() -> int:
-    with open("/proc/self/statm", encoding="utf-8") as fh:
-        return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def memory_worker(spec: str) -> None:
-    """One case in a fresh process: peak RSS of one train step above the RSS after setup, minus the
-    parameter gradients the step creates (KiB resolution, Linux only)."""
+    """One case in a fresh process: peak RSS during one train step above the RSS just before it, minus the
+    parameter gradients the step creates (Linux: the peak is reset through /proc/self/clear_refs; glibc is
+    told to unmap every large block on free, see measure_memory, so the RSS follows the live memory)."""
     import gc
-    import resource
 
     widths, grid, batch, name = json.loads(spec)
     torch.set_num_threads(1)
@@ -185,17 +189,20 @@ def memory_worker(spec: str) -> None:
     del small
     run, grad_bytes = make_row(name, widths, grid, batch, "cpu")
     gc.collect()
-    base = max(_rss_kib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    with open("/proc/self/clear_refs", "w", encoding="utf-8") as fh:
+        fh.write("5")  # reset the peak (VmHWM) to the current RSS
+    base = _status_kib("VmRSS")
     run("train")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib("VmHWM")
     print(json.dumps(max(0, (peak - base) * 1024 - grad_bytes)))
 
 
 def measure_memory(cases) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0", OMP_NUM_THREADS="1")
     out = {}
     for case in cases:
         proc = subprocess.run([sys.executable, __file__, "--memory-worker", json.dumps(case)], capture_output=True,
-                              text=True, timeout=600)
+                              text=True, timeout=600, env=env)
         key = "{}|{}|{}|{}".format(*case)
         out[key] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
     return out

@@ -140,14 +140,31 @@ class BSpline(Basis):
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
         below = torch.where(x < lo, torch.clamp(x - lo, -cap), zero)
         above = torch.where(x > hi, torch.clamp(x - hi, None, cap), zero)
-        ends = torch.stack([lo, hi], dim=0)  # (2, in)
-        slopes = bspline_basis_derivative(ends, self.grid.to(x.dtype), self.order, 1)  # (2, in, K)
-        return below, above, slopes
+        return below, above, self._end_slopes(x.dtype)
+
+    def _end_slopes(self, dtype) -> Tensor:
+        """Every basis function's slope at the low and the high grid end, ``(2, in, K)``: cached for the grid's
+        current contents (outside compilation and inference mode), as it changes only with grid updates."""
+        grid = self.grid
+        cacheable = not (torch.compiler.is_compiling() or torch.is_inference_mode_enabled())
+        cached = self.__dict__.get("_slopes_cache")
+        if cacheable and cached is not None and cached[0] is grid and cached[1] == grid._version \
+                and cached[2] == dtype:
+            return cached[3]
+        lo, hi = self._range(dtype)
+        slopes = bspline_basis_derivative(torch.stack([lo, hi], dim=0), grid.to(dtype), self.order, 1)
+        if cacheable:
+            self.__dict__["_slopes_cache"] = (grid, grid._version, dtype, slopes)
+        return slopes
 
     def _outside(self, x: Tensor) -> bool:
         """Whether any input lies strictly outside its feature's grid range (a synchronising check)."""
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.shape[0] == 0:
+            return False
+        low, high = torch.aminmax(flat, dim=0)  # one pass; NaN compares false (validated elsewhere)
         lo, hi = self._range(x.dtype)
-        return bool(((x < lo) | (x > hi)).any())
+        return bool(((low < lo) | (high > hi)).any())
 
     def derivative(self, x: Tensor, n: int = 1) -> Tensor:
         """``n``-th derivative of the basis values, ``(*, in, G + k)``."""

@@ -123,10 +123,10 @@ def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
     xe = basis._extrapolated(x)  # the basis is evaluated at the clamped input (see BSpline's rule)
     weight = coef * scale[..., None]
     if base_weight is not None:
-        packed = ops.bspline_dense(xe, act(x), basis.grid, basis.order)
+        packed = ops.dense_values(xe, act(x), basis.grid, basis.order)
         weight = torch.cat([weight, base_weight[..., None]], dim=-1)
     else:
-        packed = ops.bspline_dense(xe, None, basis.grid, basis.order)
+        packed = ops.dense_values(xe, None, basis.grid, basis.order)
     tangent = _tangent(x, basis)
     if tangent is not None:  # outside the range: add distance × end slope to the packed basis values
         below, above, slopes = tangent
@@ -137,7 +137,7 @@ def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
 
 @register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)")
 def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
-    v, first = ops.bspline_local(basis._extrapolated(x), basis.grid, basis.order, 0)
+    v, first = ops.local_values(basis._extrapolated(x), basis.grid, basis.order, 0)
     tangent = _tangent(x, basis)
     if tangent is not None:  # outside the range the window sits at the end: add distance × the end slopes
         below, above, slopes = tangent
@@ -146,7 +146,7 @@ def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
         lo_s = torch.gather(slopes[0].expand(n, -1, -1), 2, window)
         hi_s = torch.gather(slopes[1].expand(n, -1, -1), 2, window)
         v = v + below[..., None] * lo_s + above[..., None] * hi_s
-    out = ops.local_forward(v, first, coef, scale)
+    out = ops.contract_local(v, first, coef, scale)
     if base_weight is not None:
         out = torch.addmm(out, act(x), base_weight.t())
     return out

@@ -30,7 +30,8 @@ from torch import Tensor
 from . import torch_impl
 from .extension import load_extension
 
-__all__ = ["bspline_local", "bspline_dense", "local_forward", "local_backward", "uses_extension"]
+__all__ = ["bspline_local", "bspline_dense", "local_forward", "local_backward", "uses_extension", "local_values",
+           "dense_values", "contract_local"]
 
 _CPP_DTYPES = (torch.float32, torch.float64)
 _CPP_MAX_ORDER = 15
@@ -120,10 +121,12 @@ def _bspline_dense_backward(ctx, grad):
     g_x = None
     if ctx.needs_input_grad[0]:
         if torch.is_grad_enabled():  # create_graph: stay differentiable
-            dv, first = bspline_local(x, grid, ctx.order, 1)
+            dv, first = local_values(x, grid, ctx.order, 1)
             g_x = (torch.gather(grad, 2, _window(first, ctx.order)) * dv).sum(-1)
         else:
-            g_x = bspline_dense_backward(grad.contiguous(), x, grid, ctx.order)
+            fused = (torch.ops.kanlab_cpp.bspline_dense_backward
+                     if _plain(grad, x) and uses_extension(x, ctx.order) else bspline_dense_backward)
+            g_x = fused(grad.contiguous(), x, grid, ctx.order)
     return g_x, g_act, None, None
 
 
@@ -188,9 +191,91 @@ def _local_forward_backward(ctx, grad):
     if torch.is_grad_enabled():
         g_v, g_coef, g_scale = _local_backward_composite(grad, v, first, coef, scale)
     else:
-        g_v, g_coef, g_scale = local_backward(grad.contiguous(), v, first, coef, scale, need_v, need_w)
+        fused = (torch.ops.kanlab_cpp.local_backward if _plain(grad, v) and uses_extension(v, v.shape[-1] - 1)
+                 else local_backward)
+        g_v, g_coef, g_scale = fused(grad.contiguous(), v, first, coef, scale, need_v, need_w)
     return (g_v if need_v else None, None, g_coef if ctx.needs_input_grad[2] else None,
             g_scale if ctx.needs_input_grad[3] else None)
 
 
 local_forward.register_autograd(_local_forward_backward, setup_context=_local_forward_setup)
+
+
+# ---- eager entry points --------------------------------------------------------------------------------
+# The custom ops above are what torch.compile, export and functorch see.  In plain eager mode their Python
+# dispatch costs tens of microseconds per call, which dominates small layers (a [2, 5, 1] KAN on 1000 points
+# spends more time there than in the kernels), so the functions below call the C++ kernels through
+# torch.autograd.Function instead, with the same backward formulas (and the same composite under
+# create_graph).  They fall back to the custom ops for anything but ordinary CPU tensors in eager mode.
+def _plain(*tensors: Optional[Tensor]) -> bool:
+    if torch.compiler.is_compiling():
+        return False
+    for t in tensors:
+        if t is None:
+            continue
+        if (type(t) is not torch.Tensor or t.device.type != "cpu"
+                or torch._C._functorch.is_functorch_wrapped_tensor(t)):
+            return False
+    return True
+
+
+class _LocalValues(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, grid, order, deriv):
+        v, first = torch.ops.kanlab_cpp.bspline_local(x, grid, order, deriv)
+        ctx.mark_non_differentiable(first)
+        ctx.save_for_backward(x, grid)
+        ctx.order, ctx.deriv = order, deriv
+        return v, first
+
+    @staticmethod
+    def backward(ctx, grad_v, grad_first):
+        x, grid = ctx.saved_tensors
+        dv, _ = local_values(x, grid, ctx.order, ctx.deriv + 1)
+        return (grad_v * dv).sum(-1), None, None, None
+
+
+class _DenseValues(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, act, grid, order):
+        ctx.save_for_backward(x, grid)
+        ctx.order, ctx.has_act = order, act is not None
+        return torch.ops.kanlab_cpp.bspline_dense(x, act, grid, order)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _bspline_dense_backward(ctx, grad)
+
+
+class _LocalContraction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, first, coef, scale):
+        ctx.save_for_backward(v, first, coef, scale)
+        return torch.ops.kanlab_cpp.local_forward(v, first, coef, scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _local_forward_backward(ctx, grad)
+
+
+def local_values(x: Tensor, grid: Tensor, order: int, deriv: int) -> tuple[Tensor, Tensor]:
+    """:func:`bspline_local` (same values and derivatives), without the custom-op overhead in eager mode."""
+    grid = grid.to(x.dtype)
+    if _plain(x, grid) and uses_extension(x, order):
+        return _LocalValues.apply(x, grid, order, deriv)
+    return bspline_local(x, grid, order, deriv)
+
+
+def dense_values(x: Tensor, act: Optional[Tensor], grid: Tensor, order: int) -> Tensor:
+    """:func:`bspline_dense`, without the custom-op overhead in eager mode."""
+    grid = grid.to(x.dtype)
+    if _plain(x, act, grid) and uses_extension(x, order):
+        return _DenseValues.apply(x, act, grid, order)
+    return bspline_dense(x, act, grid, order)
+
+
+def contract_local(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Tensor:
+    """:func:`local_forward`, without the custom-op overhead in eager mode."""
+    if _plain(v, first, coef, scale) and uses_extension(v, v.shape[-1] - 1) and coef.dtype == v.dtype:
+        return _LocalContraction.apply(v, first, coef, scale)
+    return local_forward(v, first, coef, scale)

@@ -291,12 +291,9 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             for s in range(first, steps):
                 if (is_grid_model and update_grid_every and s % update_grid_every == 0
                         and s < (steps // 2 if stop_grid_update_step is None else stop_grid_update_step)):
-                    model.update_grid(grid_samples())
-                    par.sync(model)
-                    params = [p for p in model.parameters() if p.requires_grad]
-                    opt = OPTIMIZERS[optimizer](params, lr_now)  # stale curvature/moments after a grid move
+                    model.update_grid(grid_samples())  # same Parameters, new values: the optimizer keeps its
+                    par.sync(model)                    # history (as pykan's fit does; measured better for LBFGS)
                     net = par.wrap(model)
-                    state.optimizer = opt
                 xb, yb = next_batch()
                 while True:  # one step; repeated only after a divergence with on_divergence="reduce_lr"
                     reg_value = [torch.zeros(())]

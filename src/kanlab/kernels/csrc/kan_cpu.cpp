@@ -15,6 +15,8 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include "buffer_pool.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -268,19 +270,32 @@ void eval_row_uniform(const T* __restrict x, const T* __restrict g, const T* __r
   }
 }
 
-// Evaluates one sample's row (every feature) with the fastest applicable method.
+// Evaluates rows of samples (every feature) with the fastest applicable method.  With few features, `block`
+// samples are evaluated as one row (the knot rows repeated block times), so the loops vectorised across the
+// row stay long.
 template <typename T>
 struct RowEvaluator {
+  std::vector<T> repeated;  // the knot rows repeated `block` times (block > 1 only)
   const T* g;
-  int64_t I, M;
+  int64_t I1, I, M, block;
   int order, deriv;
   std::vector<Row<T>> rows;
   std::vector<T> t0, tl, invh;
   bool all_uniform;
 
   RowEvaluator(const T* g_, int64_t I_, int64_t M_, int order_, int deriv_)
-      : g(g_), I(I_), M(M_), order(order_), deriv(deriv_), rows(describe_rows(g_, I_, M_)), t0(I_), tl(I_),
-        invh(I_) {
+      : g(g_), I1(I_), I(I_), M(M_), block(std::max<int64_t>(1, 64 / std::max<int64_t>(I_, 1))), order(order_),
+        deriv(deriv_) {
+    if (block > 1) {
+      repeated.resize(static_cast<size_t>(block * I1 * M));
+      for (int64_t s = 0; s < block; ++s) std::memcpy(repeated.data() + s * I1 * M, g_, sizeof(T) * I1 * M);
+      g = repeated.data();
+      I = block * I1;
+    }
+    rows = describe_rows(g, I, M);
+    t0.resize(I);
+    tl.resize(I);
+    invh.resize(I);
     all_uniform = true;
     for (int64_t i = 0; i < I; ++i) {
       t0[i] = g[i * M];
@@ -290,14 +305,15 @@ struct RowEvaluator {
     }
   }
 
-  // work buffers: (order + 3) * I scalars and I ints per calling thread
-  void operator()(const T* x, T* v, int64_t* first, T* work, int32_t* jw) const {
+  // `count` (<= block) consecutive samples; work buffers: (order + 3) * I scalars and I ints per thread
+  void operator()(const T* x, T* v, int64_t* first, T* work, int32_t* jw, int64_t count) const {
+    const int64_t L = count * I1;
     if (all_uniform) {
-      eval_row_uniform<T>(x, g, t0.data(), tl.data(), invh.data(), I, M, order, deriv, work, jw, v, first);
+      eval_row_uniform<T>(x, g, t0.data(), tl.data(), invh.data(), L, M, order, deriv, work, jw, v, first);
       return;
     }
     const int64_t R = order + 1;
-    for (int64_t i = 0; i < I; ++i) first[i] = local_window<T>(x[i], rows[i], order, deriv, v + i * R);
+    for (int64_t i = 0; i < L; ++i) first[i] = local_window<T>(x[i], rows[i], order, deriv, v + i * R);
   }
 };
 
@@ -316,9 +332,12 @@ std::tuple<at::Tensor, at::Tensor> bspline_local(const at::Tensor& x_, const at:
     int64_t* fp = first.mutable_data_ptr<int64_t>();
     const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, (int)deriv);
     at::parallel_for(0, N, std::max<int64_t>(1, 4096 / I), [&](int64_t b, int64_t e) {
-      std::vector<scalar_t> work((order + 3) * I);
-      std::vector<int32_t> jw(I);
-      for (int64_t n = b; n < e; ++n) eval(xp + n * I, vp + n * I * R, fp + n * I, work.data(), jw.data());
+      std::vector<scalar_t> work((order + 3) * eval.I);
+      std::vector<int32_t> jw(eval.I);
+      for (int64_t n = b; n < e; n += eval.block) {
+        const int64_t cnt = std::min(eval.block, e - n);
+        eval(xp + n * I, vp + n * I * R, fp + n * I, work.data(), jw.data(), cnt);
+      }
     });
   });
   return {values, first};
@@ -338,7 +357,7 @@ at::Tensor bspline_dense(const at::Tensor& x_, const std::optional<at::Tensor>& 
     TORCH_CHECK(act.sizes() == x.sizes() && act.scalar_type() == x.scalar_type(), "act must be like x");
   }
   const int64_t C = K + (has_act ? 1 : 0);
-  at::Tensor out = at::empty({N, I, C}, x.options());
+  at::Tensor out = pooled_empty({N, I, C}, x.options());  // every entry is written below
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bspline_dense", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* gp = grid.const_data_ptr<scalar_t>();
@@ -347,21 +366,22 @@ at::Tensor bspline_dense(const at::Tensor& x_, const std::optional<at::Tensor>& 
     const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, 0);
     const int64_t R = order + 1;
     at::parallel_for(0, N, std::max<int64_t>(1, 4096 / I), [&](int64_t b, int64_t e) {
-      std::vector<scalar_t> loc(I * R);
-      std::vector<int64_t> fst(I);
-      std::vector<scalar_t> work((order + 3) * I);
-      std::vector<int32_t> jw(I);
-      for (int64_t n = b; n < e; ++n) {
-        eval(xp + n * I, loc.data(), fst.data(), work.data(), jw.data());
-        scalar_t* rows_out = op + n * I * C;
-        std::memset(rows_out, 0, sizeof(scalar_t) * I * C);
-        for (int64_t i = 0; i < I; ++i) {
-          scalar_t* row = rows_out + i * C + fst[i];
-          const scalar_t* l = loc.data() + i * R;
+      std::vector<scalar_t> loc(eval.I * R);
+      std::vector<int64_t> fst(eval.I);
+      std::vector<scalar_t> work((order + 3) * eval.I);
+      std::vector<int32_t> jw(eval.I);
+      for (int64_t n0 = b; n0 < e; n0 += eval.block) {
+        const int64_t cnt = std::min(eval.block, e - n0);
+        eval(xp + n0 * I, loc.data(), fst.data(), work.data(), jw.data(), cnt);
+        scalar_t* rows_out = op + n0 * I * C;
+        std::memset(rows_out, 0, sizeof(scalar_t) * cnt * I * C);
+        for (int64_t q = 0; q < cnt * I; ++q) {
+          scalar_t* row = rows_out + q * C + fst[q];
+          const scalar_t* l = loc.data() + q * R;
           for (int64_t r = 0; r < R; ++r) row[r] = l[r];
         }
         if (has_act)
-          for (int64_t i = 0; i < I; ++i) rows_out[i * C + K] = ap[n * I + i];
+          for (int64_t q = 0; q < cnt * I; ++q) rows_out[q * C + K] = ap[n0 * I + q];
       }
     });
   });
@@ -386,18 +406,19 @@ at::Tensor bspline_dense_backward(const at::Tensor& grad_, const at::Tensor& x_,
     const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, 1);
     const int64_t R = order + 1;
     at::parallel_for(0, N, std::max<int64_t>(1, 4096 / I), [&](int64_t b, int64_t e) {
-      std::vector<scalar_t> loc(I * R);
-      std::vector<int64_t> fst(I);
-      std::vector<scalar_t> work((order + 3) * I);
-      std::vector<int32_t> jw(I);
-      for (int64_t n = b; n < e; ++n) {
-        eval(xp + n * I, loc.data(), fst.data(), work.data(), jw.data());
-        for (int64_t i = 0; i < I; ++i) {
-          const scalar_t* row = dp + (n * I + i) * C + fst[i];
-          const scalar_t* l = loc.data() + i * R;
+      std::vector<scalar_t> loc(eval.I * R);
+      std::vector<int64_t> fst(eval.I);
+      std::vector<scalar_t> work((order + 3) * eval.I);
+      std::vector<int32_t> jw(eval.I);
+      for (int64_t n0 = b; n0 < e; n0 += eval.block) {
+        const int64_t cnt = std::min(eval.block, e - n0);
+        eval(xp + n0 * I, loc.data(), fst.data(), work.data(), jw.data(), cnt);
+        for (int64_t q = 0; q < cnt * I; ++q) {
+          const scalar_t* row = dp + (n0 * I + q) * C + fst[q];
+          const scalar_t* l = loc.data() + q * R;
           scalar_t acc = 0;
           for (int64_t r = 0; r < R; ++r) acc += row[r] * l[r];
-          op[n * I + i] = acc;
+          op[n0 * I + q] = acc;
         }
       }
     });

@@ -13,29 +13,24 @@
 // same k+1 rows of the feature's weight slab and gradient accumulator.  The coefficients enter and the
 // gradient leaves through one blocked transpose per feature group (rows of whole groups are contiguous in
 // coef (O, I, K), so these passes stream through memory); the gradient buffer comes from a small cache (see
-// GradientPool).  So time and memory beyond one read of the coefficients and one write of their gradient do
+// buffer_pool.h).  So time and memory beyond one read of the coefficients and one write of their gradient do
 // not grow with the grid size.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/from_blob.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include "buffer_pool.h"
+
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <mutex>
-#include <string>
 #include <type_traits>
 #include <vector>
 #if defined(__AVX__)
 #include <immintrin.h>
-#endif
-#if defined(__linux__)
-#include <sys/mman.h>
 #endif
 
 namespace {
@@ -43,79 +38,6 @@ namespace {
 constexpr int kMaxR = 16;                    // order <= 15
 constexpr int64_t kGroupBytes = 1 << 19;      // forward: scaled weight slabs of one feature group, in L2
 constexpr int64_t kBackGroupBytes = 1 << 19;  // backward: slabs and gradient accumulators of one group, in L2
-
-// Coefficient gradients are large (O * I * K) and, under the usual zero_grad(set_to_none=True), freed after every
-// optimizer step: allocated afresh each time they cost as many page faults (and kernel page zeroing) as the
-// kernel's arithmetic.  So buffers of at least kPoolMinBytes come from a small cache: a freed gradient's buffer
-// (2 MiB aligned, transparent huge pages advised) is kept for the next backward pass of the same size, up to
-// kPoolMaxBytes in all (oldest dropped first).  KANLAB_GRAD_POOL=0 turns the cache off.
-constexpr size_t kPoolMinBytes = size_t(4) << 20;
-constexpr size_t kPoolMaxBytes = size_t(1) << 30;
-
-class GradientPool {
- public:
-  void* take(size_t bytes) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto it = free_.begin(); it != free_.end(); ++it)
-        if (it->first == bytes) {
-          void* p = it->second;
-          held_ -= bytes;
-          free_.erase(it);
-          return p;
-        }
-    }
-    const size_t huge = size_t(1) << 21, rounded = (bytes + huge - 1) / huge * huge;
-    void* p = std::aligned_alloc(huge, rounded);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (p != nullptr) (void)madvise(p, rounded, MADV_HUGEPAGE);  // a hint
-#endif
-    return p;
-  }
-  void give(void* p, size_t bytes) {
-    std::vector<void*> drop;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (bytes > kPoolMaxBytes) {
-        drop.push_back(p);
-      } else {
-        while (held_ + bytes > kPoolMaxBytes && !free_.empty()) {
-          held_ -= free_.front().first;
-          drop.push_back(free_.front().second);
-          free_.erase(free_.begin());
-        }
-        free_.emplace_back(bytes, p);
-        held_ += bytes;
-      }
-    }
-    for (void* q : drop) std::free(q);
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::pair<size_t, void*>> free_;
-  size_t held_ = 0;
-};
-
-bool pool_enabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("KANLAB_GRAD_POOL");
-    return env == nullptr || std::string(env) != "0";
-  }();
-  return on;
-}
-
-// An uninitialised tensor for a coefficient gradient (from the pool when large).
-at::Tensor gradient_buffer(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  int64_t numel = 1;
-  for (int64_t s : sizes) numel *= s;
-  const size_t bytes = static_cast<size_t>(numel) * options.dtype().itemsize();
-  if (!pool_enabled() || bytes < kPoolMinBytes) return at::empty(sizes, options);
-  static GradientPool* pool = new GradientPool();  // never destroyed: tensors may outlive static destructors
-  void* p = pool->take(bytes);
-  if (p == nullptr) return at::empty(sizes, options);
-  return at::from_blob(p, sizes, [bytes](void* q) { pool->give(q, bytes); }, options);
-}
 
 // Per-feature lists of the samples in order of their first index, packed for sequential reading:
 // sample[i * N + s], start[i * N + s] and values[(i * N + s) * R + r] (every sample is listed).
@@ -573,7 +495,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> local_backward(const at::Tensor& 
   // outputs that are not needed are empty (0,) tensors
   at::Tensor gv = need_v ? at::zeros({N, I, R}, v.options()) : at::empty({0}, v.options());
   at::Tensor gcoef = !need_w ? at::empty({0}, v.options())
-                     : work_w ? gradient_buffer({O, I, K}, v.options()) : at::zeros({O, I, K}, v.options());
+                     : work_w ? pooled_empty({O, I, K}, v.options()) : at::zeros({O, I, K}, v.options());
   at::Tensor gscale = !need_w ? at::empty({0}, v.options())
                       : work_w ? at::empty({O, I}, v.options()) : at::zeros({O, I}, v.options());
   if ((need_v || need_w) && N > 0) {
