@@ -210,15 +210,19 @@ def measure_memory(cases) -> dict:
 
 # ---- end to end ----------------------------------------------------------------------------------------
 def e2e(args) -> list[str]:
-    """The demo task (f = exp(sin(πx) + y²), [2,5,1], grids 3,5,10,20, LBFGS) fitted by kanlab and pykan."""
+    """The demo task (f = exp(sin(πx) + y²), [2,5,1], grids 3,5,10,20, LBFGS) fitted by kanlab and pykan with
+    the same settings (``--e2e-width`` / ``--e2e-points`` scale it up)."""
     from kanlab import KAN, fit, make_dataset
 
     steps, grids = args.e2e_steps, [3, 5, 10, 20]
-    data = make_dataset("exp(sin(pi*x)+y**2)", n_train=1000, n_test=1000, seed=0, dtype=torch.float64)
-    lines = [f"End to end: demo task, [2,5,1], grids {grids}, {steps} LBFGS steps per grid, grid updates every "
-             f"{max(1, steps // 10)} steps until step 50, float64, 1000 train points", "",
+    width = [int(w) for w in args.e2e_width.split(",")]
+    n = args.e2e_points
+    data = make_dataset("exp(sin(pi*x)+y**2)", n_train=n, n_test=1000, seed=0, dtype=torch.float64)
+    lines = [f"End to end: f = exp(sin(pi x) + y^2), width {width}, grids {grids}, {steps} LBFGS steps per grid, "
+             f"grid updates every {max(1, steps // 10)} steps until step 50, float64, {n} train points, "
+             f"{torch.get_num_threads()} thread(s)", "",
              "| implementation | seconds | test RMSE |", "|---|---|---|"]
-    model = KAN([2, 5, 1], grid_size=grids[0], dtype=torch.float64)
+    model = KAN(width, grid_size=grids[0], dtype=torch.float64)
     t0 = time.perf_counter()
     fit(model, data, steps=steps, optimizer="lbfgs", grids=grids, update_grid_every=max(1, steps // 10),
         stop_grid_update_step=50, progress=False, seed=0)
@@ -239,7 +243,7 @@ def e2e(args) -> list[str]:
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 t0 = time.perf_counter()
-                pk = PyKAN(width=[2, 5, 1], grid=grids[0], k=ORDER, seed=0, auto_save=False, ckpt_path="model")
+                pk = PyKAN(width=width, grid=grids[0], k=ORDER, seed=0, auto_save=False, ckpt_path="model")
                 os.makedirs("model", exist_ok=True)
                 for i, g in enumerate(grids):
                     if i:
@@ -289,6 +293,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-memory", dest="memory", action="store_false")
     p.add_argument("--e2e", action="store_true", help="also time the demo fit against pykan's fit")
     p.add_argument("--e2e-steps", type=int, default=40)
+    p.add_argument("--e2e-width", default="2,5,1", help="network widths of the end-to-end fit (2 inputs)")
+    p.add_argument("--e2e-points", type=int, default=1000, help="training points of the end-to-end fit")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

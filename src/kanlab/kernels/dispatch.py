@@ -166,7 +166,9 @@ def choose_kernel(batch: int, in_features: int, out_features: int, grid_size: in
     over the ``out·in·K`` coefficients about three times per step (scaling/transposes and the gradient,
     ``WEIGHT_PASS`` each), which is what makes the local path's time grow at all with G.  With these numbers
     the switch sits at ``G ≈ 13`` for cubic splines.  Without the C++
-    kernels (no compiler, non-CPU device, half precision) the local path is pure PyTorch: ``"dense"``.
+    kernels (no compiler, non-CPU device, half precision) the answer is ``"dense"``: the local path is then
+    pure PyTorch, or on CUDA the Triton kernels, which are checked in Triton's interpreter but not yet timed
+    on a GPU (``kernel="local"`` opts in).
     """
     if compiled_kernels is None:
         compiled_kernels = str(device).startswith("cpu") and ops.load_extension()

@@ -1,8 +1,9 @@
 """The kernel ops as ``torch.library.custom_op`` s: autograd to any order, fake tensors for ``torch.compile``.
 
 Each op runs the C++ kernel (``torch.ops.kanlab_cpp``, see :mod:`kanlab.kernels.extension`) for float32 /
-float64 CPU tensors when the extension is available, and the pure-PyTorch implementation
-(:mod:`kanlab.kernels.torch_impl`) otherwise; both compute the same values.
+float64 CPU tensors when the extension is available, the local contraction the Triton kernels
+(:mod:`kanlab.kernels.triton_local`) for CUDA tensors when Triton is installed, and the pure-PyTorch
+implementation (:mod:`kanlab.kernels.torch_impl`) otherwise; all compute the same values.
 
 * ``kanlab::bspline_local(x, grid, order, deriv) -> (v (N, in, k+1), first (N, in))`` — the ``deriv``-th
   derivative of the ``k+1`` non-zero B-spline values; ``d/dx`` is ``bspline_local(..., deriv + 1)``, so
@@ -27,11 +28,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import torch_impl
+from . import torch_impl, triton_local
 from .extension import load_extension
 
-__all__ = ["bspline_local", "bspline_dense", "local_forward", "local_backward", "uses_extension", "local_values",
-           "dense_values", "contract_local"]
+__all__ = ["bspline_local", "bspline_dense", "local_forward", "local_backward", "uses_extension", "uses_triton",
+           "local_values", "dense_values", "contract_local"]
 
 _CPP_DTYPES = (torch.float32, torch.float64)
 _CPP_MAX_ORDER = 15
@@ -41,6 +42,12 @@ def uses_extension(x: Tensor, order: int = 3) -> bool:
     """Whether the ops run the C++ kernel for tensors like ``x``."""
     return (x.device.type == "cpu" and x.dtype in _CPP_DTYPES and order <= _CPP_MAX_ORDER
             and load_extension())
+
+
+def uses_triton(x: Tensor) -> bool:
+    """Whether the local contraction runs the Triton kernels for tensors like ``x`` (CUDA float32/float64 with
+    Triton installed; see :mod:`kanlab.kernels.triton_local`)."""
+    return x.device.type == "cuda" and x.dtype in triton_local.DTYPES and triton_local.available(x.device)
 
 
 def _window(first: Tensor, order: int) -> Tensor:
@@ -139,6 +146,8 @@ def local_forward(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Tens
     """``v (N, in, R)``, ``first (N, in)``, ``coef (out, in, K)``, ``scale (out, in)`` → ``(N, out)``."""
     if uses_extension(v, v.shape[-1] - 1):
         return torch.ops.kanlab_cpp.local_forward(v, first, coef, scale)
+    if uses_triton(v):
+        return triton_local.local_forward(v, first, coef, scale)
     return torch_impl.local_forward(v, first, coef, scale)
 
 
@@ -155,6 +164,8 @@ def local_backward(grad: Tensor, v: Tensor, first: Tensor, coef: Tensor, scale: 
     ``create_graph``)."""
     if uses_extension(v, v.shape[-1] - 1):
         return torch.ops.kanlab_cpp.local_backward(grad, v, first, coef, scale, need_v, need_w)
+    if uses_triton(v):
+        return triton_local.local_backward(grad, v, first, coef, scale, need_v, need_w)
     return torch_impl.local_backward(grad, v, first, coef, scale, need_v, need_w)
 
 

@@ -122,7 +122,8 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
             :func:`kanlab.train.regularization.sparsity_penalty`); ``lamb = 0`` disables it.
         update_grid_every, stop_grid_update_step: adapt the grids to the data every N steps while the stage
             step is below the stop step (default: half of ``steps``, so every stage ends with undisturbed
-            optimisation); ``update_grid_every=None`` or ``0`` disables grid updates.
+            optimisation); ``update_grid_every=None`` or ``0`` disables grid updates.  A grid update keeps
+            every function and Parameter, so the optimizer keeps its state across it (as pykan's fit does).
         grids: grid-extension schedule, e.g. ``[3, 5, 10, 20]``: one stage per size, refining between stages.
         loss_fn: ``loss(pred, target)`` (default MSE; then the reported losses are RMSEs).
         callbacks: :class:`~kanlab.train.callbacks.Callback` objects.

@@ -175,16 +175,68 @@ inline void axpy_rows(T* __restrict y, const T* __restrict w, const T* v, int64_
   }
 }
 
+// The forward for the outputs [o0, o1): feature groups whose scaled slabs (K x W, W = o1 - o0) fit in L2, each
+// swept by tiles of kTile samples whose output rows stay in L1.  vi/fi give sample n's values and first index
+// of feature i at vi(i) + n * vs, fi(i)[n * fs].  `inner`: split the transposes and the tiles between threads
+// (else the caller runs this per thread on its own outputs).
+template <typename T, int R, typename VI, typename FI>
+void forward_columns(VI vi, FI fi, int64_t vs, int64_t fs, const T* coef, const T* scale, T* y, int64_t N,
+                     int64_t I, int64_t O, int64_t K, int Rd, int64_t o0, int64_t o1, bool inner) {
+  constexpr int64_t kTile = 8;
+  const int64_t W = o1 - o0, slab = K * W;
+  const int64_t gi = std::max<int64_t>(1, std::min<int64_t>(I, kGroupBytes / (slab * (int64_t)sizeof(T))));
+  std::vector<T> slabs(static_cast<size_t>(gi * slab)), srow(W);
+  const int64_t n_tiles = (N + kTile - 1) / kTile;
+  auto tiles = [&](int64_t i0, int64_t i1, int64_t tb, int64_t te) {
+    for (int64_t t = tb; t < te; ++t) {
+      const int64_t n0 = t * kTile, n1 = std::min(N, n0 + kTile);
+      for (int64_t i = i0; i < i1; ++i) {
+        const T* sl = slabs.data() + (i - i0) * slab;
+        const T* vf = vi(i);
+        const int64_t* ff = fi(i);
+        for (int64_t n = n0; n < n1; ++n) {
+          const T* vr = vf + n * vs;
+          bool any = false;
+          for (int r = 0; r < Rd; ++r) any |= (vr[r] != T(0));
+          if (!any) continue;
+          axpy_rows<T, R>(y + n * O + o0, sl + ff[n * fs] * W, vr, W, Rd);
+        }
+      }
+    }
+  };
+  for (int64_t i0 = 0; i0 < I; i0 += gi) {
+    const int64_t i1 = std::min(I, i0 + gi);
+    if (inner) {
+      load_group<T>(coef, i0, i1, I, K, O, slabs.data(), true);
+    } else {
+      transpose<T>(coef + o0 * I * K + i0 * K, I * K, slabs.data(), W, W, (i1 - i0) * K);
+    }
+    for (int64_t i = i0; i < i1; ++i) {  // scale the slabs (in cache)
+      for (int64_t o = 0; o < W; ++o) srow[o] = scale[(o0 + o) * I + i];
+      T* sl = slabs.data() + (i - i0) * slab;
+      for (int64_t j = 0; j < K; ++j) {
+#pragma omp simd
+        for (int64_t o = 0; o < W; ++o) sl[j * W + o] *= srow[o];
+      }
+    }
+    if (inner)
+      at::parallel_for(0, n_tiles, 1, [&](int64_t tb, int64_t te) { tiles(i0, i1, tb, te); });
+    else
+      tiles(i0, i1, 0, n_tiles);
+  }
+}
+
 template <typename T, int R>
 void local_forward_impl(const T* v, const int64_t* first, const T* coef, const T* scale, T* y, int64_t N,
                         int64_t I, int64_t O, int64_t K, int Rd) {
-  constexpr int64_t kTile = 8;
-  const int64_t slab = K * O;
-  const int64_t gi = std::max<int64_t>(1, std::min<int64_t>(I, kGroupBytes / (slab * (int64_t)sizeof(T))));
-  std::vector<T> slabs(static_cast<size_t>(gi * slab));
-  const int64_t n_tiles = (N + kTile - 1) / kTile;
-  // Small groups (large grids): feature-major copies of v and first, so that the tiles below read them
-  // sequentially; large groups read v's rows directly.
+  const int64_t threads = at::get_num_threads();
+  // Enough outputs: each thread takes its own block of outputs (16-aligned) through every feature group, in one
+  // parallel region; otherwise the groups' transposes and sample tiles are split between the threads.
+  const bool split_outputs = threads > 1 && O >= 64 * threads;
+  const int64_t W = split_outputs ? (O + threads - 1) / threads : O;
+  const int64_t gi = std::max<int64_t>(1, std::min<int64_t>(I, kGroupBytes / (K * W * (int64_t)sizeof(T))));
+  // Small groups (large grids): feature-major copies of v and first, so that the tiles read them sequentially;
+  // large groups read v's rows directly.
   const bool major = gi < 16;
   std::vector<T> vt(major ? static_cast<size_t>(N * I * Rd) : 0);
   std::vector<int64_t> ft(major ? static_cast<size_t>(N * I) : 0);
@@ -197,38 +249,18 @@ void local_forward_impl(const T* v, const int64_t* first, const T* coef, const T
         }
     });
   const int64_t vs = major ? Rd : I * Rd, fs = major ? 1 : I;  // strides from one sample to the next
-  for (int64_t i0 = 0; i0 < I; i0 += gi) {
-    const int64_t i1 = std::min(I, i0 + gi);
-    load_group<T>(coef, i0, i1, I, K, O, slabs.data(), true);
-    at::parallel_for(i0, i1, 1, [&](int64_t b, int64_t e) {  // scale the slabs (in cache)
-      std::vector<T> srow(O);
-      for (int64_t i = b; i < e; ++i) {
-        for (int64_t o = 0; o < O; ++o) srow[o] = scale[o * I + i];
-        T* sl = slabs.data() + (i - i0) * slab;
-        for (int64_t j = 0; j < K; ++j) {
-#pragma omp simd
-          for (int64_t o = 0; o < O; ++o) sl[j * O + o] *= srow[o];
-        }
-      }
-    });
-    at::parallel_for(0, n_tiles, 1, [&](int64_t tb, int64_t te) {
-      for (int64_t t = tb; t < te; ++t) {
-        const int64_t n0 = t * kTile, n1 = std::min(N, n0 + kTile);
-        for (int64_t i = i0; i < i1; ++i) {
-          const T* sl = slabs.data() + (i - i0) * slab;
-          const T* vi = major ? vt.data() + i * N * Rd : v + i * Rd;
-          const int64_t* fi = major ? ft.data() + i * N : first + i;
-          for (int64_t n = n0; n < n1; ++n) {
-            const T* vr = vi + n * vs;
-            bool any = false;
-            for (int r = 0; r < Rd; ++r) any |= (vr[r] != T(0));
-            if (!any) continue;
-            axpy_rows<T, R>(y + n * O, sl + fi[n * fs] * O, vr, O, Rd);
-          }
-        }
-      }
-    });
+  auto vi = [&](int64_t i) { return major ? vt.data() + i * N * Rd : v + i * Rd; };
+  auto fi = [&](int64_t i) { return major ? ft.data() + i * N : first + i; };
+  if (!split_outputs) {
+    forward_columns<T, R>(vi, fi, vs, fs, coef, scale, y, N, I, O, K, Rd, 0, O, true);
+    return;
   }
+  const int64_t step = (W + 15) / 16 * 16;
+  at::parallel_for(0, (O + step - 1) / step, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c)
+      forward_columns<T, R>(vi, fi, vs, fs, coef, scale, y, N, I, O, K, Rd, c * step, std::min(O, (c + 1) * step),
+                            false);
+  });
 }
 
 // One input's share of the backward pass, with w the feature's unscaled slab rows and sc its scales:
