@@ -6,12 +6,15 @@ path of :func:`kanlab.kernels.kan_forward` (dense basis tensor + GEMM, autograd 
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 
 from kanlab.basis import create_basis
 from kanlab.kernels import choose_kernel, kan_forward, list_kernels, ops, torch_impl, use_kernel
-from kanlab.kernels.extension import extension_available
+from kanlab.kernels.extension import extension_available, extension_error
 from kanlab.layers.linear import KANLinear
 from kanlab.splines import bspline_basis, bspline_basis_derivative
 
@@ -279,6 +282,18 @@ def test_cpp_contraction_with_many_feature_groups_matches_dense_formulas(dtype, 
         torch.set_num_threads(previous)
 
 
+def test_the_extension_builds_where_a_compiler_and_ninja_exist():
+    """A C++ compile error must not hide behind the pure-PyTorch fallback (which computes the same values)."""
+    if os.environ.get("KANLAB_NO_EXTENSION", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.skip("disabled by KANLAB_NO_EXTENSION")
+    if shutil.which(os.environ.get("CXX", "c++")) is None or shutil.which("ninja") is None:
+        pytest.skip("no C++ compiler or ninja here")
+    assert extension_available(), extension_error()
+    names = {"bspline_local", "bspline_dense", "bspline_dense_backward", "pack_weight", "pack_weight_backward",
+             "local_forward", "local_backward"}
+    assert all(hasattr(torch.ops.kanlab_cpp, n) for n in names)
+
+
 def test_ops_pass_opcheck():
     gen = torch.Generator().manual_seed(0)
     grid = _grid("uniform", 3, 5, 3, gen)
@@ -289,6 +304,31 @@ def test_ops_pass_opcheck():
     coef = torch.randn(2, 3, 8, dtype=torch.float64, requires_grad=True)
     scale = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
     torch.library.opcheck(ops.local_forward, (v.requires_grad_(), first, coef, scale))
+    base = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(ops.pack_weight, (coef, scale, base))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_pack_weight_matches_the_product_and_concatenation(impl):
+    gen = torch.Generator().manual_seed(8)
+    coef = torch.randn(5, 4, 9, dtype=torch.float64, generator=gen, requires_grad=True)
+    scale = torch.rand(5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    base = torch.randn(5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    gw = torch.randn(5, 4, 10, dtype=torch.float64, generator=gen)
+    want = torch.cat([coef * scale[..., None], base[..., None]], dim=-1)
+    want_grads = torch.autograd.grad(want, (coef, scale, base), gw)
+    if impl == "cpp":
+        got = torch.ops.kanlab_cpp.pack_weight(coef, scale, base)
+        got_grads = torch.ops.kanlab_cpp.pack_weight_backward(gw, coef, scale)
+    else:
+        got = torch_impl.pack_weight(coef, scale, base)
+        got_grads = torch_impl.pack_weight_backward(gw, coef, scale)
+    torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-14)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)
+    # through the eager entry point and autograd, to second order
+    assert torch.autograd.gradcheck(ops.packed_weight, (coef, scale, base))
+    assert torch.autograd.gradgradcheck(ops.packed_weight, (coef, scale, base))
 
 
 def test_torch_compile_keeps_working():

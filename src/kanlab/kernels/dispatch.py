@@ -121,12 +121,12 @@ def _tangent(x: Tensor, basis) -> tuple[Tensor, Tensor, Tensor] | None:
 def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
     n = x.shape[0]
     xe = basis._extrapolated(x)  # the basis is evaluated at the clamped input (see BSpline's rule)
-    weight = coef * scale[..., None]
     if base_weight is not None:
         packed = ops.dense_values(xe, act(x), basis.grid, basis.order)
-        weight = torch.cat([weight, base_weight[..., None]], dim=-1)
+        weight = ops.packed_weight(coef, scale, base_weight)  # (out, in, K + 1), base folded in
     else:
         packed = ops.dense_values(xe, None, basis.grid, basis.order)
+        weight = coef * scale[..., None]
     tangent = _tangent(x, basis)
     if tangent is not None:  # outside the range: add distance × end slope to the packed basis values
         below, above, slopes = tangent

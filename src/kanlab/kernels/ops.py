@@ -32,7 +32,7 @@ from . import torch_impl, triton_local
 from .extension import load_extension
 
 __all__ = ["bspline_local", "bspline_dense", "local_forward", "local_backward", "uses_extension", "uses_triton",
-           "local_values", "dense_values", "contract_local"]
+           "local_values", "dense_values", "contract_local", "pack_weight", "packed_weight"]
 
 _CPP_DTYPES = (torch.float32, torch.float64)
 _CPP_MAX_ORDER = 15
@@ -138,6 +138,53 @@ def _bspline_dense_backward(ctx, grad):
 
 
 bspline_dense.register_autograd(_bspline_dense_backward, setup_context=_bspline_dense_setup)
+
+
+# ---- pack_weight ---------------------------------------------------------------------------------------
+@torch.library.custom_op("kanlab::pack_weight", mutates_args=())
+def pack_weight(coef: Tensor, scale: Tensor, base: Tensor) -> Tensor:
+    """``coef (out, in, K)``, ``scale``, ``base (out, in)`` → the dense path's packed weight ``(out, in, K + 1)``:
+    ``coef · scale`` with ``base`` appended as the last column, in one pass."""
+    if uses_extension(coef):
+        return torch.ops.kanlab_cpp.pack_weight(coef, scale, base)
+    return torch_impl.pack_weight(coef, scale, base)
+
+
+@pack_weight.register_fake
+def _(coef, scale, base):
+    return coef.new_empty(coef.shape[0], coef.shape[1], coef.shape[2] + 1)
+
+
+@torch.library.custom_op("kanlab::pack_weight_backward", mutates_args=())
+def pack_weight_backward(gw: Tensor, coef: Tensor, scale: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of :func:`pack_weight`: ``(g_coef, g_scale, g_base)``; not differentiable itself."""
+    if uses_extension(coef):
+        return torch.ops.kanlab_cpp.pack_weight_backward(gw, coef, scale)
+    return torch_impl.pack_weight_backward(gw, coef, scale)
+
+
+@pack_weight_backward.register_fake
+def _(gw, coef, scale):
+    return torch.empty_like(coef), torch.empty_like(scale), torch.empty_like(scale)
+
+
+def _pack_weight_setup(ctx, inputs, output):
+    coef, scale, base = inputs
+    ctx.save_for_backward(coef, scale)
+
+
+def _pack_weight_backward(ctx, gw):
+    coef, scale = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph: stay differentiable
+        g_coef, g_scale, g_base = torch_impl.pack_weight_backward(gw, coef, scale)
+    else:
+        fused = (torch.ops.kanlab_cpp.pack_weight_backward if _plain(gw, coef) and uses_extension(coef)
+                 else pack_weight_backward)
+        g_coef, g_scale, g_base = fused(gw, coef, scale)
+    return g_coef, g_scale, g_base
+
+
+pack_weight.register_autograd(_pack_weight_backward, setup_context=_pack_weight_setup)
 
 
 # ---- local contraction ---------------------------------------------------------------------------------
@@ -290,3 +337,21 @@ def contract_local(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Ten
     if _plain(v, first, coef, scale) and uses_extension(v, v.shape[-1] - 1) and coef.dtype == v.dtype:
         return _LocalContraction.apply(v, first, coef, scale)
     return local_forward(v, first, coef, scale)
+
+
+class _PackWeight(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, coef, scale, base):
+        ctx.save_for_backward(coef, scale)
+        return torch.ops.kanlab_cpp.pack_weight(coef, scale, base)
+
+    @staticmethod
+    def backward(ctx, gw):
+        return _pack_weight_backward(ctx, gw)
+
+
+def packed_weight(coef: Tensor, scale: Tensor, base: Tensor) -> Tensor:
+    """:func:`pack_weight`, without the custom-op overhead in eager mode."""
+    if _plain(coef, scale, base) and uses_extension(coef) and scale.dtype == base.dtype == coef.dtype:
+        return _PackWeight.apply(coef, scale, base)
+    return pack_weight(coef, scale, base)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["bspline_local", "bspline_dense", "bspline_dense_backward", "local_forward", "local_backward",
-           "local_indices"]
+           "local_indices", "pack_weight", "pack_weight_backward"]
 
 
 def _interval(x: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,3 +136,14 @@ def local_backward(grad: Tensor, v: Tensor, first: Tensor, coef: Tensor, scale: 
         g_coef = g_w * scale[..., None]
         g_scale = (g_w * coef).sum(-1)
     return g_v, g_coef, g_scale
+
+
+def pack_weight(coef: Tensor, scale: Tensor, base: Tensor) -> Tensor:
+    """The dense path's packed weight ``(out, in, K + 1)``: ``coef · scale`` with ``base`` as the last column."""
+    return torch.cat([coef * scale[..., None], base[..., None]], dim=-1)
+
+
+def pack_weight_backward(gw: Tensor, coef: Tensor, scale: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of :func:`pack_weight` for ``gw (out, in, K + 1)``: ``(g_coef, g_scale, g_base)``."""
+    g = gw[..., :-1]
+    return g * scale[..., None], (g * coef).sum(-1), gw[..., -1].contiguous()

@@ -1,4 +1,5 @@
-// kanlab CPU kernels: local-support B-spline evaluation (the local KAN contraction is in kan_local.cpp).
+// kanlab CPU kernels: local-support B-spline evaluation and the dense path's weight packing (the local KAN
+// contraction is in kan_local.cpp).
 //
 // Built on first use by kanlab/kernels/extension.py with torch.utils.cpp_extension (JIT, cached outside the
 // source tree) and registered as torch.ops.kanlab_cpp.*; kanlab/kernels/ops.py wraps these in
@@ -11,6 +12,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
@@ -426,16 +428,78 @@ at::Tensor bspline_dense_backward(const at::Tensor& grad_, const at::Tensor& x_,
   return gx;
 }
 
+// The dense path's packed weight W (O, I, K + 1): W[o, i, j] = coef[o, i, j] * scale[o, i] for j < K and
+// W[o, i, K] = base[o, i], in one pass (instead of a product and a concatenation).
+at::Tensor pack_weight(const at::Tensor& coef_, const at::Tensor& scale_, const at::Tensor& base_) {
+  TORCH_CHECK(coef_.dim() == 3 && scale_.sizes() == coef_.sizes().slice(0, 2) &&
+                  base_.sizes() == coef_.sizes().slice(0, 2), "pack_weight: coef (O, I, K), scale and base (O, I)");
+  TORCH_CHECK(scale_.scalar_type() == coef_.scalar_type() && base_.scalar_type() == coef_.scalar_type(),
+              "pack_weight: coef, scale and base must share a dtype");
+  const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous(), base = base_.contiguous();
+  const int64_t P = coef.size(0) * coef.size(1), K = coef.size(2);
+  at::Tensor w = at::empty({coef.size(0), coef.size(1), K + 1}, coef.options());
+  AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "pack_weight", [&] {
+    const scalar_t* c = coef.const_data_ptr<scalar_t>();
+    const scalar_t* s = scale.const_data_ptr<scalar_t>();
+    const scalar_t* b = base.const_data_ptr<scalar_t>();
+    scalar_t* out = w.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, P, std::max<int64_t>(1, 32768 / (K + 1)), [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) {
+        const scalar_t sp = s[p];
+        for (int64_t j = 0; j < K; ++j) out[p * (K + 1) + j] = c[p * K + j] * sp;
+        out[p * (K + 1) + K] = b[p];
+      }
+    });
+  });
+  return w;
+}
+
+// Gradients of pack_weight for gw (O, I, K + 1): g_coef = gw[..., :K] * scale, g_scale = sum_j gw * coef,
+// g_base = gw[..., K].
+std::tuple<at::Tensor, at::Tensor, at::Tensor> pack_weight_backward(const at::Tensor& gw_, const at::Tensor& coef_,
+                                                                    const at::Tensor& scale_) {
+  const at::Tensor gw = gw_.contiguous(), coef = coef_.contiguous(), scale = scale_.contiguous();
+  const int64_t P = coef.size(0) * coef.size(1), K = coef.size(2);
+  TORCH_CHECK(gw.numel() == P * (K + 1) && gw.scalar_type() == coef.scalar_type(), "pack_weight_backward: gw");
+  at::Tensor gc = at::empty_like(coef), gs = at::empty_like(scale), gb = at::empty_like(scale);
+  AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "pack_weight_backward", [&] {
+    const scalar_t* g = gw.const_data_ptr<scalar_t>();
+    const scalar_t* c = coef.const_data_ptr<scalar_t>();
+    const scalar_t* s = scale.const_data_ptr<scalar_t>();
+    scalar_t* oc = gc.mutable_data_ptr<scalar_t>();
+    scalar_t* os = gs.mutable_data_ptr<scalar_t>();
+    scalar_t* ob = gb.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, P, std::max<int64_t>(1, 32768 / (K + 1)), [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) {
+        const scalar_t sp = s[p];
+        const scalar_t* gp = g + p * (K + 1);
+        scalar_t dot = 0;
+        for (int64_t j = 0; j < K; ++j) {
+          oc[p * K + j] = gp[j] * sp;
+          dot += gp[j] * c[p * K + j];
+        }
+        os[p] = dot;
+        ob[p] = gp[K];
+      }
+    });
+  });
+  return {gc, gs, gb};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(kanlab_cpp, m) {
   m.def("bspline_local(Tensor x, Tensor grid, int order, int deriv) -> (Tensor, Tensor)");
   m.def("bspline_dense(Tensor x, Tensor? act, Tensor grid, int order) -> Tensor");
   m.def("bspline_dense_backward(Tensor grad, Tensor x, Tensor grid, int order) -> Tensor");
+  m.def("pack_weight(Tensor coef, Tensor scale, Tensor base) -> Tensor");
+  m.def("pack_weight_backward(Tensor gw, Tensor coef, Tensor scale) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(kanlab_cpp, CPU, m) {
   m.impl("bspline_local", &bspline_local);
   m.impl("bspline_dense", &bspline_dense);
   m.impl("bspline_dense_backward", &bspline_dense_backward);
+  m.impl("pack_weight", &pack_weight);
+  m.impl("pack_weight_backward", &pack_weight_backward);
 }
