@@ -1,10 +1,16 @@
 """The Triton kernels of the local contraction against the pure-PyTorch reference.
 
-Without a GPU they run in Triton's interpreter (``TRITON_INTERPRET=1``) on CPU tensors; skipped when Triton is
-not installed.
+On a GPU they run directly.  Without one they run in Triton's interpreter on CPU tensors, which must be
+switched on (``TRITON_INTERPRET=1``) before Triton is first imported: so the first test below re-runs this
+file in a fresh process with that setting.  Skipped when Triton is not installed.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,15 +19,27 @@ from kanlab.kernels import torch_impl, triton_local
 
 pytest.importorskip("triton")
 
+DIRECT = torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def test_kernels_in_the_interpreter_of_a_fresh_process():
+    if DIRECT:
+        pytest.skip("this process runs the tests below directly")
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = str(root / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           str(Path(__file__).resolve()), "-k", "not fresh_process"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]
+
 
 @pytest.fixture
-def device(monkeypatch):
-    if torch.cuda.is_available():
-        return "cuda"
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    if not triton_local.available():
-        pytest.skip("Triton cannot run here")
-    return "cpu"
+def device():
+    if not DIRECT:
+        pytest.skip("runs in the interpreter of a fresh process (see the first test)")
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _case(dtype, device, n=37, n_in=5, n_out=7, order=3, grid_size=10, seed=0):
