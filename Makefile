@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # small KANs run fastest on one thread per process (2 threads cost more in barriers than they gain)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test test-fast bench clean browser
+.PHONY: venv demo test test-fast bench bench-full clean browser
 
 venv: $(STAMP)
 
@@ -31,8 +31,15 @@ test: venv browser
 test-fast: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -x -n 2 -m "not slow and not browser" -p no:cacheprovider
 
+# benchmarks are not tests: speed tables (1 and 2 threads) and the demo fit against pykan's (the bench extra);
+# bench-full adds the 784-256-10 stack, batches 64/1024/8192 and G = 10, 100 (long)
 bench: venv
-	$(PY) benchmarks/speed.py
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/speed.py --quick --e2e
+
+bench-full: venv
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/speed.py --e2e
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -265,13 +265,16 @@ local_forward.register_autograd(_local_forward_backward, setup_context=_local_fo
 # spends more time there than in the kernels), so the functions below call the C++ kernels through
 # torch.autograd.Function instead, with the same backward formulas (and the same composite under
 # create_graph).  They fall back to the custom ops for anything but ordinary CPU tensors in eager mode.
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
 def _plain(*tensors: Optional[Tensor]) -> bool:
     if torch.compiler.is_compiling():
         return False
     for t in tensors:
         if t is None:
             continue
-        if (type(t) is not torch.Tensor or t.device.type != "cpu"
+        if (type(t) not in _PLAIN_TYPES or t.device.type != "cpu"
                 or torch._C._functorch.is_functorch_wrapped_tensor(t)):
             return False
     return True
