@@ -356,9 +356,9 @@ def test_choice_overrides_and_errors():
         with use_kernel("nope"):
             pass
     calls = []
-    original = ops.local_forward
+    original = ops.contract_local
     try:
-        ops.local_forward = lambda *a: calls.append(1) or original(*a)
+        ops.contract_local = lambda *a: calls.append(1) or original(*a)
         with use_kernel("local"):
             layer(x)
         assert calls, "use_kernel('local') did not route through the local kernel"
@@ -368,7 +368,7 @@ def test_choice_overrides_and_errors():
             layer(x)
         assert not calls
     finally:
-        ops.local_forward = original
+        ops.contract_local = original
     rbf = KANLinear(3, 2, basis="rbf", dtype=torch.float64)
     rbf(torch.rand(4, 3, dtype=torch.float64))  # auto -> reference
     rbf.kernel = "local"
