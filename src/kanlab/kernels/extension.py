@@ -29,7 +29,7 @@ __all__ = ["load_extension", "extension_available", "extension_error", "cache_di
 log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).with_name("csrc") / name for name in ("kan_cpu.cpp", "kan_local.cpp")]
-_HEADERS = [Path(__file__).with_name("csrc") / "buffer_pool.h"]
+_HEADERS = [Path(__file__).with_name("csrc") / name for name in ("buffer_pool.h", "transpose.h")]
 _NAME = "kanlab_cpu_kernels"
 _CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fopenmp-simd", "-std=c++17"]
 _LDFLAGS = ["-fopenmp"]
