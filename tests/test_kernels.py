@@ -294,6 +294,32 @@ def test_the_extension_builds_where_a_compiler_and_ninja_exist():
     assert all(hasattr(torch.ops.kanlab_cpp, n) for n in names)
 
 
+@pytest.mark.skipif(not extension_available(), reason="C++ kernels not built")
+def test_cached_gradient_buffers_are_never_shared_while_alive():
+    """Coefficient gradients above 4 MiB come from a buffer cache: a gradient still referenced must keep its
+    values when the next backward pass asks for a buffer of the same size, and a freed one may be reused."""
+    layer = KANLinear(64, 64, grid_size=257, dtype=torch.float32)  # coef 64·64·260 floats > 4 MiB
+    layer.kernel = "local"
+    gen = torch.Generator().manual_seed(3)
+    x1, x2 = (torch.rand(64, 64, generator=gen) * 2 - 1 for _ in range(2))
+    layer(x1).square().sum().backward()
+    kept, snapshot = layer.coef.grad, layer.coef.grad.clone()
+    layer.coef.grad = None
+    layer(x2).square().sum().backward()
+    assert layer.coef.grad.data_ptr() != kept.data_ptr()
+    torch.testing.assert_close(kept, snapshot, rtol=0, atol=0)
+    with use_kernel("reference"):
+        layer.kernel = "auto"
+        layer.coef.grad = None
+        layer(x2).square().sum().backward()
+        want = layer.coef.grad
+    layer.kernel = "local"
+    del kept
+    layer.coef.grad = None
+    layer(x2).square().sum().backward()
+    torch.testing.assert_close(layer.coef.grad, want, rtol=1e-5, atol=1e-6)
+
+
 def test_ops_pass_opcheck():
     gen = torch.Generator().manual_seed(0)
     grid = _grid("uniform", 3, 5, 3, gen)
