@@ -33,18 +33,30 @@ constexpr int kMaxOrder = 15;
 
 // Interval j with t[j] <= x < t[j+1] (the right end t[M-1] belongs to the last interval of positive length);
 // -1 when x lies outside [t[0], t[M-1]] or is NaN.
+// (`bucket`, when given, narrows the search: see Row.)
 template <typename T>
-inline int64_t find_interval(T x, const T* t, int64_t M, T inv_h) {
+inline int64_t find_interval(T x, const T* t, int64_t M, T inv_h, const int32_t* bucket = nullptr,
+                             int64_t B = 0, T inv_b = T(0)) {
   if (!(x >= t[0] && x <= t[M - 1])) return -1;
   if (x == t[M - 1]) {
     int64_t j = M - 2;
     while (j > 0 && !(t[j] < t[j + 1])) --j;
     return (t[j] < t[j + 1]) ? j : -1;
   }
-  int64_t j = static_cast<int64_t>((x - t[0]) * inv_h);  // exact for uniform rows, a guess otherwise
-  j = std::min<int64_t>(std::max<int64_t>(j, 0), M - 2);
-  if (t[j] <= x && x < t[j + 1]) return j;
   int64_t lo = 0, hi = M - 1;  // t[lo] <= x < t[hi]
+  if (bucket != nullptr) {
+    int64_t b = static_cast<int64_t>((x - t[0]) * inv_b);
+    b = std::min<int64_t>(std::max<int64_t>(b, 0), B - 1);
+    const int64_t l = bucket[b], h = std::min<int64_t>(bucket[b + 1] + 1, M - 1);
+    if (t[l] <= x && x < t[h]) {  // else rounding put x in a neighbouring bucket: search the whole row
+      lo = l;
+      hi = h;
+    }
+  } else {
+    int64_t j = static_cast<int64_t>((x - t[0]) * inv_h);  // exact for uniform rows, a guess otherwise
+    j = std::min<int64_t>(std::max<int64_t>(j, 0), M - 2);
+    if (t[j] <= x && x < t[j + 1]) return j;
+  }
   while (hi - lo > 1) {
     int64_t mid = (lo + hi) >> 1;
     if (t[mid] <= x) lo = mid; else hi = mid;
@@ -129,19 +141,31 @@ inline void piece_values_uniform(T u, T inv_h, int k, int d, T* out) {
   for (int s = 0; s <= k; ++s) out[s] = n[s];
 }
 
-// Per-feature facts about a knot row: first knot, spacing, and whether the row is uniform.
+// Per-feature facts about a knot row: first knot, spacing, whether the row is uniform, and for non-uniform
+// rows a bucket table: kBuckets * (M - 1) equal buckets over the row, bucket[b] = the interval holding the
+// bucket's left edge, so an input's interval lies in [bucket[b], bucket[b + 1]] (usually one or two knots).
+constexpr int64_t kBuckets = 4;
+
 template <typename T>
 struct Row {
   const T* t;
   int64_t M;
   T inv_h;     // (M - 1) / (t[M-1] - t[0]), 0 for a degenerate row
   bool uniform;
+  const int32_t* bucket;  // B + 1 entries (non-uniform rows), else null
+  int64_t B;
+  T inv_b;                // B / (t[M-1] - t[0])
 };
 
+// `store` must not reallocate afterwards (the rows point into it); `tables`: build the bucket tables (worth it
+// when many inputs will be looked up); rows from `distinct` on repeat the first `distinct` rows.
 template <typename T>
-std::vector<Row<T>> describe_rows(const T* g, int64_t I, int64_t M) {
+std::vector<Row<T>> describe_rows(const T* g, int64_t I, int64_t M, std::vector<int32_t>& store, bool tables,
+                                  int64_t distinct) {
   std::vector<Row<T>> rows(I);
   const T rel = sizeof(T) == 4 ? T(1e-5) : T(1e-11);
+  const int64_t B = kBuckets * (M - 1);
+  store.assign(tables ? static_cast<size_t>(distinct * (B + 1)) : 0, 0);
   for (int64_t i = 0; i < I; ++i) {
     const T* t = g + i * M;
     const T span = t[M - 1] - t[0];
@@ -151,7 +175,22 @@ std::vector<Row<T>> describe_rows(const T* g, int64_t I, int64_t M) {
       const T expect = t[0] + T(m) * h;
       uniform = std::abs(t[m] - expect) <= rel * h && t[m] > t[m - 1];
     }
-    rows[i] = Row<T>{t, M, span > T(0) ? T(M - 1) / span : T(0), uniform};
+    rows[i] = Row<T>{t, M, span > T(0) ? T(M - 1) / span : T(0), uniform, nullptr, B, T(0)};
+    if (!tables || uniform || !(span > T(0))) continue;
+    if (i >= distinct) {  // a repeat of row i % distinct (see RowEvaluator's blocks)
+      rows[i].bucket = rows[i % distinct].bucket;
+      rows[i].inv_b = rows[i % distinct].inv_b;
+      continue;
+    }
+    int32_t* bk = store.data() + i * (B + 1);
+    int64_t j = 0;
+    for (int64_t b = 0; b <= B; ++b) {
+      const T edge = t[0] + span * (T(b) / T(B));
+      while (j < M - 2 && t[j + 1] <= edge) ++j;
+      bk[b] = (int32_t)j;
+    }
+    rows[i].bucket = bk;
+    rows[i].inv_b = T(B) / span;
   }
   return rows;
 }
@@ -162,7 +201,7 @@ inline int64_t local_window(T x, const Row<T>& row, int k, int d, T* out) {
   const T* t = row.t;
   const int64_t M = row.M;
   const int64_t K = M - k - 1;
-  const int64_t j = find_interval(x, t, M, row.inv_h);
+  const int64_t j = find_interval(x, t, M, row.inv_h, row.bucket, row.B, row.inv_b);
   if (j < 0) {
     for (int r = 0; r <= k; ++r) out[r] = T(0);
     return (x > t[M - 1]) ? K - k - 1 : 0;
@@ -282,10 +321,11 @@ struct RowEvaluator {
   int64_t I1, I, M, block;
   int order, deriv;
   std::vector<Row<T>> rows;
+  std::vector<int32_t> buckets;  // the rows' bucket tables
   std::vector<T> t0, tl, invh;
   bool all_uniform;
 
-  RowEvaluator(const T* g_, int64_t I_, int64_t M_, int order_, int deriv_)
+  RowEvaluator(const T* g_, int64_t I_, int64_t M_, int order_, int deriv_, int64_t n_samples)
       : g(g_), I1(I_), I(I_), M(M_), block(std::max<int64_t>(1, 64 / std::max<int64_t>(I_, 1))), order(order_),
         deriv(deriv_) {
     if (block > 1) {
@@ -294,7 +334,7 @@ struct RowEvaluator {
       g = repeated.data();
       I = block * I1;
     }
-    rows = describe_rows(g, I, M);
+    rows = describe_rows(g, I, M, buckets, n_samples >= kBuckets * (M - 1), I1);
     t0.resize(I);
     tl.resize(I);
     invh.resize(I);
@@ -332,7 +372,7 @@ std::tuple<at::Tensor, at::Tensor> bspline_local(const at::Tensor& x_, const at:
     const scalar_t* gp = grid.const_data_ptr<scalar_t>();
     scalar_t* vp = values.mutable_data_ptr<scalar_t>();
     int64_t* fp = first.mutable_data_ptr<int64_t>();
-    const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, (int)deriv);
+    const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, (int)deriv, N);
     at::parallel_for(0, N, std::max<int64_t>(1, 4096 / I), [&](int64_t b, int64_t e) {
       std::vector<scalar_t> work((order + 3) * eval.I);
       std::vector<int32_t> jw(eval.I);
@@ -365,7 +405,7 @@ at::Tensor bspline_dense(const at::Tensor& x_, const std::optional<at::Tensor>& 
     const scalar_t* gp = grid.const_data_ptr<scalar_t>();
     const scalar_t* ap = has_act ? act.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, 0);
+    const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, 0, N);
     const int64_t R = order + 1;
     at::parallel_for(0, N, std::max<int64_t>(1, 4096 / I), [&](int64_t b, int64_t e) {
       std::vector<scalar_t> loc(eval.I * R);
@@ -405,7 +445,7 @@ at::Tensor bspline_dense_backward(const at::Tensor& grad_, const at::Tensor& x_,
     const scalar_t* gp = grid.const_data_ptr<scalar_t>();
     const scalar_t* dp = grad.const_data_ptr<scalar_t>();
     scalar_t* op = gx.mutable_data_ptr<scalar_t>();
-    const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, 1);
+    const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, 1, N);
     const int64_t R = order + 1;
     at::parallel_for(0, N, std::max<int64_t>(1, 4096 / I), [&](int64_t b, int64_t e) {
       std::vector<scalar_t> loc(eval.I * R);
