@@ -64,83 +64,6 @@ inline int64_t find_interval(T x, const T* t, int64_t M, T inv_h, const int32_t*
   return lo;
 }
 
-// d-th derivative of the k+1 functions j-k..j (the polynomial piece on interval j) into out[0..k].
-// Knot indices beyond the row are clamped: such knots only feed functions that do not exist, which the
-// caller discards (a valid function depends on its own k+2 knots only).
-template <typename T>
-inline void piece_values(T x, const T* t, int64_t M, int64_t j, int k, int d, T* out) {
-  auto kt = [&](int64_t idx) { return t[idx < 0 ? 0 : (idx >= M ? M - 1 : idx)]; };
-  if (d > k) {
-    for (int s = 0; s <= k; ++s) out[s] = T(0);
-    return;
-  }
-  T n[kMaxOrder + 2];
-  const int p = k - d;
-  n[0] = T(1);
-  for (int r = 1; r <= p; ++r) {
-    T saved = T(0);
-    for (int s = 0; s < r; ++s) {
-      const T tr = kt(j + s + 1), tl = kt(j + s + 1 - r);
-      const T den = tr - tl;
-      const T temp = den > T(0) ? n[s] / den : T(0);
-      n[s] = saved + (tr - x) * temp;
-      saved = (x - tl) * temp;
-    }
-    n[r] = saved;
-  }
-  for (int q = p + 1; q <= k; ++q) {  // derivative rule, raising the order by one each time
-    T dn[kMaxOrder + 2];
-    for (int s = 0; s <= q; ++s) {
-      const int64_t m = j - q + s;
-      T left = T(0), right = T(0);
-      if (s >= 1) {
-        const T den = kt(m + q) - kt(m);
-        left = den > T(0) ? n[s - 1] / den : T(0);
-      }
-      if (s <= q - 1) {
-        const T den = kt(m + q + 1) - kt(m + 1);
-        right = den > T(0) ? n[s] / den : T(0);
-      }
-      dn[s] = T(q) * (left - right);
-    }
-    for (int s = 0; s <= q; ++s) n[s] = dn[s];
-  }
-  for (int s = 0; s <= k; ++s) out[s] = n[s];
-}
-
-// The piece on interval j of a uniform row, in u = (x - t_j) / h: knot differences are multiples of h, so
-// the triangle needs no division and h enters only through the derivative steps.
-template <typename T>
-inline void piece_values_uniform(T u, T inv_h, int k, int d, T* out) {
-  if (d > k) {
-    for (int s = 0; s <= k; ++s) out[s] = T(0);
-    return;
-  }
-  T n[kMaxOrder + 2];
-  const int p = k - d;
-  n[0] = T(1);
-  for (int r = 1; r <= p; ++r) {
-    const T inv_r = T(1) / T(r);
-    T saved = T(0);
-    for (int s = 0; s < r; ++s) {
-      const T temp = n[s] * inv_r;
-      n[s] = saved + (T(s + 1) - u) * temp;
-      saved = (u + T(r - s - 1)) * temp;
-    }
-    n[r] = saved;
-  }
-  for (int q = p + 1; q <= k; ++q) {  // B' = (B_{m,q-1} - B_{m+1,q-1}) / h on a uniform grid
-    T prev = T(0);
-    for (int s = 0; s < q; ++s) {
-      const T cur = n[s];
-      n[s] = (prev - cur) * inv_h;
-      prev = cur;
-    }
-    n[q] = prev * inv_h;
-  }
-  for (int s = 0; s <= k; ++s) out[s] = n[s];
-}
-
 // Per-feature facts about a knot row: first knot, spacing, whether the row is uniform, and for non-uniform
 // rows a bucket table: kBuckets * (M - 1) equal buckets over the row, bucket[b] = the interval holding the
 // bucket's left edge, so an input's interval lies in [bucket[b], bucket[b + 1]] (usually one or two knots).
@@ -193,35 +116,6 @@ std::vector<Row<T>> describe_rows(const T* g, int64_t I, int64_t M, std::vector<
     rows[i].inv_b = T(B) / span;
   }
   return rows;
-}
-
-// Local window of one input: out[r] = B^{(d)}_{first + r}(x), first in [0, K-k-1]; returns first.
-template <typename T>
-inline int64_t local_window(T x, const Row<T>& row, int k, int d, T* out) {
-  const T* t = row.t;
-  const int64_t M = row.M;
-  const int64_t K = M - k - 1;
-  const int64_t j = find_interval(x, t, M, row.inv_h, row.bucket, row.B, row.inv_b);
-  if (j < 0) {
-    for (int r = 0; r <= k; ++r) out[r] = T(0);
-    return (x > t[M - 1]) ? K - k - 1 : 0;
-  }
-  T piece[kMaxOrder + 2];
-  if (row.uniform)
-    piece_values_uniform<T>((x - t[j]) * row.inv_h, row.inv_h, k, d, piece);
-  else
-    piece_values(x, t, M, j, k, d, piece);
-  const int64_t f0 = j - k;
-  const int64_t first = std::min<int64_t>(std::max<int64_t>(f0, 0), K - k - 1);
-  if (first == f0) {
-    for (int r = 0; r <= k; ++r) out[r] = piece[r];
-  } else {
-    for (int r = 0; r <= k; ++r) {
-      const int64_t s = first + r - f0;
-      out[r] = (s >= 0 && s <= k) ? piece[s] : T(0);
-    }
-  }
-  return first;
 }
 
 void check_grid(const at::Tensor& x, const at::Tensor& grid, int64_t order) {
@@ -311,6 +205,89 @@ void eval_row_uniform(const T* __restrict x, const T* __restrict g, const T* __r
   }
 }
 
+// One row of inputs on any knot rows (non-uniform, repeated knots), vectorised across the row like
+// eval_row_uniform: the interval of each input by a (bucket-narrowed) search, then de Boor's triangle and the
+// derivative steps on the knots gathered around it.  `work` holds (order + 3) * I scalars, jw 2 * I ints.
+template <typename T>
+void eval_row_general(const T* __restrict x, const T* __restrict g, const Row<T>* rows, int64_t I, int64_t M,
+                      int k, int d, T* __restrict work, int32_t* __restrict jw, T* __restrict v,
+                      int64_t* __restrict first) {
+  const int R = k + 1;
+  const int p = d > k ? 0 : k - d;
+  const int Mi = (int)M, Ki = (int)(M - k - 1);
+  T* __restrict xs = work;          // (I) the input, or the first knot where it is invalid
+  T* __restrict keep = work + I;    // (I)
+  T* __restrict n = work + 2 * I;   // (R, I)
+  int32_t* __restrict jj = jw + I;  // (I) the interval
+  for (int64_t i = 0; i < I; ++i) {  // scalar: the search
+    const Row<T>& row = rows[i];
+    const T xi = x[i];
+    int64_t j = find_interval(xi, row.t, M, row.inv_h, row.bucket, row.B, row.inv_b);
+    const bool valid = j >= 0;
+    if (!valid) j = k;
+    xs[i] = valid ? xi : row.t[0];
+    keep[i] = (valid && d <= k) ? T(1) : T(0);
+    jj[i] = (int32_t)j;
+    const int f0 = (int)j - k;
+    const int fst = f0 < 0 ? 0 : (f0 > Ki - R ? Ki - R : f0);
+    jw[i] = fst - f0;
+    first[i] = valid ? fst : ((xi > row.t[M - 1]) ? Ki - R : 0);
+  }
+#define KANLAB_KNOT(i, idx) g[(i) * M + std::min(std::max((idx), 0), Mi - 1)]
+#pragma omp simd
+  for (int64_t i = 0; i < I; ++i) n[i] = T(1);
+  for (int r = 1; r <= p; ++r) {
+    T* __restrict nr = n + r * I;
+#pragma omp simd
+    for (int64_t i = 0; i < I; ++i) nr[i] = T(0);  // "saved", becomes n[r]
+    for (int s = 0; s < r; ++s) {
+      T* __restrict ns = n + s * I;
+#pragma omp simd
+      for (int64_t i = 0; i < I; ++i) {
+        const T tr = KANLAB_KNOT(i, jj[i] + s + 1), tl = KANLAB_KNOT(i, jj[i] + s + 1 - r);
+        const T den = tr - tl;
+        const T temp = den > T(0) ? ns[i] / den : T(0);
+        const T saved = nr[i];
+        ns[i] = saved + (tr - xs[i]) * temp;
+        nr[i] = (xs[i] - tl) * temp;
+      }
+    }
+  }
+  for (int q = p + 1; q <= k; ++q) {  // derivative steps, in place from s = q down to 0
+    for (int s = q; s >= 0; --s) {
+      T* __restrict ns = n + s * I;
+      const T* __restrict nm = n + (s > 0 ? s - 1 : 0) * I;
+#pragma omp simd
+      for (int64_t i = 0; i < I; ++i) {
+        const int m = jj[i] - q + s;
+        T left = T(0), right = T(0);
+        if (s >= 1) {
+          const T den = KANLAB_KNOT(i, m + q) - KANLAB_KNOT(i, m);
+          left = den > T(0) ? nm[i] / den : T(0);
+        }
+        if (s <= q - 1) {
+          const T den = KANLAB_KNOT(i, m + q + 1) - KANLAB_KNOT(i, m + 1);
+          right = den > T(0) ? ns[i] / den : T(0);
+        }
+        ns[i] = T(q) * (left - right);
+      }
+    }
+  }
+#undef KANLAB_KNOT
+  for (int r = 0; r < R; ++r) {
+#pragma omp simd
+    for (int64_t i = 0; i < I; ++i) v[i * R + r] = n[r * I + i] * keep[i];
+  }
+  for (int64_t i = 0; i < I; ++i) {  // the few windows clamped at the ends of the knot row
+    const int sh = jw[i];
+    if (sh == 0) continue;
+    for (int r = 0; r < R; ++r) {
+      const int src = r + sh;
+      v[i * R + r] = (src >= 0 && src < R) ? n[src * I + i] * keep[i] : T(0);
+    }
+  }
+}
+
 // Evaluates rows of samples (every feature) with the fastest applicable method.  With few features, `block`
 // samples are evaluated as one row (the knot rows repeated block times), so the loops vectorised across the
 // row stay long.
@@ -347,15 +324,14 @@ struct RowEvaluator {
     }
   }
 
-  // `count` (<= block) consecutive samples; work buffers: (order + 3) * I scalars and I ints per thread
+  // `count` (<= block) consecutive samples; work buffers: (order + 3) * I scalars and 2 * I ints per thread
   void operator()(const T* x, T* v, int64_t* first, T* work, int32_t* jw, int64_t count) const {
     const int64_t L = count * I1;
     if (all_uniform) {
       eval_row_uniform<T>(x, g, t0.data(), tl.data(), invh.data(), L, M, order, deriv, work, jw, v, first);
       return;
     }
-    const int64_t R = order + 1;
-    for (int64_t i = 0; i < L; ++i) first[i] = local_window<T>(x[i], rows[i], order, deriv, v + i * R);
+    eval_row_general<T>(x, g, rows.data(), L, M, order, deriv, work, jw, v, first);
   }
 };
 
@@ -375,7 +351,7 @@ std::tuple<at::Tensor, at::Tensor> bspline_local(const at::Tensor& x_, const at:
     const RowEvaluator<scalar_t> eval(gp, I, M, (int)order, (int)deriv, N);
     at::parallel_for(0, N, std::max<int64_t>(1, 4096 / I), [&](int64_t b, int64_t e) {
       std::vector<scalar_t> work((order + 3) * eval.I);
-      std::vector<int32_t> jw(eval.I);
+      std::vector<int32_t> jw(2 * eval.I);
       for (int64_t n = b; n < e; n += eval.block) {
         const int64_t cnt = std::min(eval.block, e - n);
         eval(xp + n * I, vp + n * I * R, fp + n * I, work.data(), jw.data(), cnt);
@@ -411,7 +387,7 @@ at::Tensor bspline_dense(const at::Tensor& x_, const std::optional<at::Tensor>& 
       std::vector<scalar_t> loc(eval.I * R);
       std::vector<int64_t> fst(eval.I);
       std::vector<scalar_t> work((order + 3) * eval.I);
-      std::vector<int32_t> jw(eval.I);
+      std::vector<int32_t> jw(2 * eval.I);
       for (int64_t n0 = b; n0 < e; n0 += eval.block) {
         const int64_t cnt = std::min(eval.block, e - n0);
         eval(xp + n0 * I, loc.data(), fst.data(), work.data(), jw.data(), cnt);
@@ -451,7 +427,7 @@ at::Tensor bspline_dense_backward(const at::Tensor& grad_, const at::Tensor& x_,
       std::vector<scalar_t> loc(eval.I * R);
       std::vector<int64_t> fst(eval.I);
       std::vector<scalar_t> work((order + 3) * eval.I);
-      std::vector<int32_t> jw(eval.I);
+      std::vector<int32_t> jw(2 * eval.I);
       for (int64_t n0 = b; n0 < e; n0 += eval.block) {
         const int64_t cnt = std::min(eval.block, e - n0);
         eval(xp + n0 * I, loc.data(), fst.data(), work.data(), jw.data(), cnt);
