@@ -157,6 +157,15 @@ class BSpline(Basis):
             self.__dict__["_slopes_cache"] = (grid, grid._version, dtype, slopes)
         return slopes
 
+    def _window_tangent(self, below: Tensor, above: Tensor, slopes: Tensor, first: Tensor) -> Tensor:
+        """The tangent term on the local window starting at ``first (N, in)``: ``(N, in, k+1)`` to add to the
+        local values (``below``/``above``/``slopes`` from :meth:`_tangent_term`, inputs flattened to ``(N, in)``)."""
+        window = first[..., None] + torch.arange(self.order + 1, device=first.device)  # (N, in, k+1)
+        n = first.shape[0]
+        lo_s = torch.gather(slopes[0].expand(n, -1, -1), 2, window)
+        hi_s = torch.gather(slopes[1].expand(n, -1, -1), 2, window)
+        return below[..., None] * lo_s + above[..., None] * hi_s
+
     def _outside(self, x: Tensor) -> bool:
         """Whether any input lies strictly outside its feature's grid range (a synchronising check)."""
         flat = x.reshape(-1, x.shape[-1])
@@ -236,10 +245,7 @@ class BSpline(Basis):
             v = torch.gather(v, 2, src.clamp(0, k)) * ok.to(v.dtype)
         if tangent is not None:  # outside the range the window sits at the end: add the tangent slopes there
             below, above, slopes = tangent
-            window = clamped[..., None] + torch.arange(k + 1, device=x.device)  # (N, in, k+1)
-            lo_s = torch.gather(slopes[0].expand(flat.shape[0], -1, -1), 2, window)
-            hi_s = torch.gather(slopes[1].expand(flat.shape[0], -1, -1), 2, window)
-            v = v + below.reshape(flat.shape)[..., None] * lo_s + above.reshape(flat.shape)[..., None] * hi_s
+            v = v + self._window_tangent(below.reshape(flat.shape), above.reshape(flat.shape), slopes, clamped)
         return v.reshape(*x_raw.shape, k + 1), clamped.reshape(x_raw.shape)
 
     # ---- grids ---------------------------------------------------------------------------------------

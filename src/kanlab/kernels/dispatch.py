@@ -140,12 +140,7 @@ def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
     v, first = ops.local_values(basis._extrapolated(x), basis.grid, basis.order, 0)
     tangent = _tangent(x, basis)
     if tangent is not None:  # outside the range the window sits at the end: add distance × the end slopes
-        below, above, slopes = tangent
-        window = first[..., None] + torch.arange(basis.order + 1, device=x.device)  # (N, in, k+1)
-        n = x.shape[0]
-        lo_s = torch.gather(slopes[0].expand(n, -1, -1), 2, window)
-        hi_s = torch.gather(slopes[1].expand(n, -1, -1), 2, window)
-        v = v + below[..., None] * lo_s + above[..., None] * hi_s
+        v = v + basis._window_tangent(*tangent, first)
     out = ops.contract_local(v, first, coef, scale)
     if base_weight is not None:
         out = torch.addmm(out, act(x), base_weight.t())

@@ -78,7 +78,7 @@ def _bspline_local_setup(ctx, inputs, output):
 
 def _bspline_local_backward(ctx, grad_v, grad_first):
     x, grid = ctx.saved_tensors
-    dv, _ = bspline_local(x, grid, ctx.order, ctx.deriv + 1)
+    dv, _ = local_values(x, grid, ctx.order, ctx.deriv + 1)  # differentiable: any order
     return (grad_v * dv).sum(-1), None, None, None
 
 
@@ -131,9 +131,8 @@ def _bspline_dense_backward(ctx, grad):
             dv, first = local_values(x, grid, ctx.order, 1)
             g_x = (torch.gather(grad, 2, _window(first, ctx.order)) * dv).sum(-1)
         else:
-            fused = (torch.ops.kanlab_cpp.bspline_dense_backward
-                     if _plain(grad, x) and uses_extension(x, ctx.order) else bspline_dense_backward)
-            g_x = fused(grad.contiguous(), x, grid, ctx.order)
+            g_x = _direct("bspline_dense_backward", bspline_dense_backward, x, ctx.order, grad)(
+                grad.contiguous(), x, grid, ctx.order)
     return g_x, g_act, None, None
 
 
@@ -178,9 +177,7 @@ def _pack_weight_backward(ctx, gw):
     if torch.is_grad_enabled():  # create_graph: stay differentiable
         g_coef, g_scale, g_base = torch_impl.pack_weight_backward(gw, coef, scale)
     else:
-        fused = (torch.ops.kanlab_cpp.pack_weight_backward if _plain(gw, coef) and uses_extension(coef)
-                 else pack_weight_backward)
-        g_coef, g_scale, g_base = fused(gw, coef, scale)
+        g_coef, g_scale, g_base = _direct("pack_weight_backward", pack_weight_backward, coef, 3, gw)(gw, coef, scale)
     return g_coef, g_scale, g_base
 
 
@@ -249,8 +246,7 @@ def _local_forward_backward(ctx, grad):
     if torch.is_grad_enabled():
         g_v, g_coef, g_scale = _local_backward_composite(grad, v, first, coef, scale)
     else:
-        fused = (torch.ops.kanlab_cpp.local_backward if _plain(grad, v) and uses_extension(v, v.shape[-1] - 1)
-                 else local_backward)
+        fused = _direct("local_backward", local_backward, v, v.shape[-1] - 1, grad)
         g_v, g_coef, g_scale = fused(grad.contiguous(), v, first, coef, scale, need_v, need_w)
     return (g_v if need_v else None, None, g_coef if ctx.needs_input_grad[2] else None,
             g_scale if ctx.needs_input_grad[3] else None)
@@ -280,27 +276,31 @@ def _plain(*tensors: Optional[Tensor]) -> bool:
     return True
 
 
+def _direct(name: str, custom_op, like: Tensor, order: int, *others: Tensor):
+    """``torch.ops.kanlab_cpp.<name>`` itself for plain eager CPU tensors with the extension, else the custom
+    op (which dispatches the same way, visibly to compile/export)."""
+    if _plain(like, *others) and uses_extension(like, order):
+        return getattr(torch.ops.kanlab_cpp, name)
+    return custom_op
+
+
 class _LocalValues(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, grid, order, deriv):
         v, first = torch.ops.kanlab_cpp.bspline_local(x, grid, order, deriv)
         ctx.mark_non_differentiable(first)
-        ctx.save_for_backward(x, grid)
-        ctx.order, ctx.deriv = order, deriv
+        _bspline_local_setup(ctx, (x, grid, order, deriv), (v, first))
         return v, first
 
     @staticmethod
     def backward(ctx, grad_v, grad_first):
-        x, grid = ctx.saved_tensors
-        dv, _ = local_values(x, grid, ctx.order, ctx.deriv + 1)
-        return (grad_v * dv).sum(-1), None, None, None
+        return _bspline_local_backward(ctx, grad_v, grad_first)
 
 
 class _DenseValues(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, act, grid, order):
-        ctx.save_for_backward(x, grid)
-        ctx.order, ctx.has_act = order, act is not None
+        _bspline_dense_setup(ctx, (x, act, grid, order), None)
         return torch.ops.kanlab_cpp.bspline_dense(x, act, grid, order)
 
     @staticmethod
@@ -311,7 +311,7 @@ class _DenseValues(torch.autograd.Function):
 class _LocalContraction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, first, coef, scale):
-        ctx.save_for_backward(v, first, coef, scale)
+        _local_forward_setup(ctx, (v, first, coef, scale), None)
         return torch.ops.kanlab_cpp.local_forward(v, first, coef, scale)
 
     @staticmethod
@@ -345,7 +345,7 @@ def contract_local(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Ten
 class _PackWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, coef, scale, base):
-        ctx.save_for_backward(coef, scale)
+        _pack_weight_setup(ctx, (coef, scale, base), None)
         return torch.ops.kanlab_cpp.pack_weight(coef, scale, base)
 
     @staticmethod

@@ -128,6 +128,24 @@ void check_grid(const at::Tensor& x, const at::Tensor& grid, int64_t order) {
   TORCH_CHECK(x.device().is_cpu() && grid.device().is_cpu(), "kanlab_cpp kernels run on CPU tensors");
 }
 
+// v[i, r] = n[r, i] * keep[i], the window shifted by jw[i] where it is clamped at the ends of the knot row.
+template <typename T>
+inline void store_window(const T* __restrict n, const T* __restrict keep, const int32_t* __restrict jw,
+                         int64_t I, int R, T* __restrict v) {
+  for (int r = 0; r < R; ++r) {
+#pragma omp simd
+    for (int64_t i = 0; i < I; ++i) v[i * R + r] = n[r * I + i] * keep[i];
+  }
+  for (int64_t i = 0; i < I; ++i) {  // the few windows clamped at the ends
+    const int sh = jw[i];
+    if (sh == 0) continue;
+    for (int r = 0; r < R; ++r) {
+      const int src = r + sh;
+      v[i * R + r] = (src >= 0 && src < R) ? n[src * I + i] * keep[i] : T(0);
+    }
+  }
+}
+
 // One row of inputs x[0..I) (one sample, every feature) on uniform rows, vectorised across features (every
 // loop below runs over i innermost): interval by floor((x - t0) / h) corrected against the actual knots,
 // then the piece in u-space.  `work` holds (order + 3) * I scalars and I ints.
@@ -191,18 +209,7 @@ void eval_row_uniform(const T* __restrict x, const T* __restrict g, const T* __r
 #pragma omp simd
     for (int64_t i = 0; i < I; ++i) n[i] = -n[i] * invh[i];
   }
-  for (int r = 0; r < R; ++r) {
-#pragma omp simd
-    for (int64_t i = 0; i < I; ++i) v[i * R + r] = n[r * I + i] * keep[i];
-  }
-  for (int64_t i = 0; i < I; ++i) {  // the few windows clamped at the ends of the knot row
-    const int sh = jw[i];
-    if (sh == 0) continue;
-    for (int r = 0; r < R; ++r) {
-      const int src = r + sh;
-      v[i * R + r] = (src >= 0 && src < R) ? n[src * I + i] * keep[i] : T(0);
-    }
-  }
+  store_window<T>(n, keep, jw, I, R, v);
 }
 
 // One row of inputs on any knot rows (non-uniform, repeated knots), vectorised across the row like
@@ -274,18 +281,7 @@ void eval_row_general(const T* __restrict x, const T* __restrict g, const Row<T>
     }
   }
 #undef KANLAB_KNOT
-  for (int r = 0; r < R; ++r) {
-#pragma omp simd
-    for (int64_t i = 0; i < I; ++i) v[i * R + r] = n[r * I + i] * keep[i];
-  }
-  for (int64_t i = 0; i < I; ++i) {  // the few windows clamped at the ends of the knot row
-    const int sh = jw[i];
-    if (sh == 0) continue;
-    for (int r = 0; r < R; ++r) {
-      const int src = r + sh;
-      v[i * R + r] = (src >= 0 && src < R) ? n[src * I + i] * keep[i] : T(0);
-    }
-  }
+  store_window<T>(n, keep, jw, I, R, v);
 }
 
 // Evaluates rows of samples (every feature) with the fastest applicable method.  With few features, `block`
