@@ -14,6 +14,7 @@ import torch
 
 from kanlab.basis import create_basis
 from kanlab.kernels import choose_kernel, kan_forward, list_kernels, ops, torch_impl, use_kernel
+from kanlab.kernels.dispatch import FUSED_MAX_EDGES
 from kanlab.kernels.extension import extension_available, extension_error
 from kanlab.layers.linear import KANLinear
 from kanlab.splines import bspline_basis, bspline_basis_derivative
@@ -114,7 +115,7 @@ def _run(layer: KANLinear, x: torch.Tensor, kernel: str, create_graph: bool = Fa
     return y.detach(), x.grad.clone(), grads
 
 
-@pytest.mark.parametrize("kernel", ["dense", "local"])
+@pytest.mark.parametrize("kernel", ["dense", "local", "fused"])
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
 def test_paths_match_reference_float64(kernel, order):
     layer = _layer(order, torch.float64, seed=order)
@@ -130,7 +131,7 @@ def test_paths_match_reference_float64(kernel, order):
         torch.testing.assert_close(got[2][name], ref[2][name], rtol=1e-10, atol=1e-12, msg=name)
 
 
-@pytest.mark.parametrize("kernel", ["dense", "local"])
+@pytest.mark.parametrize("kernel", ["dense", "local", "fused"])
 def test_inputs_exactly_at_the_grid_ends_keep_the_full_gradient(kernel):
     """Nothing strictly outside the range (the fast paths skip the tangent term): values and gradients still
     match the reference, and the input gradient at the ends is the spline's one-sided slope (gradcheck)."""
@@ -147,7 +148,7 @@ def test_inputs_exactly_at_the_grid_ends_keep_the_full_gradient(kernel):
     assert torch.autograd.gradcheck(lambda z: layer(z), (x[:2].clone().requires_grad_(),))
 
 
-@pytest.mark.parametrize("kernel", ["dense", "local"])
+@pytest.mark.parametrize("kernel", ["dense", "local", "fused"])
 def test_paths_match_reference_on_adaptive_grid_without_base_or_bias(kernel):
     layer = _layer(3, torch.float64, base="zero", bias=False, grid_size=8)
     gen = torch.Generator().manual_seed(3)
@@ -165,7 +166,7 @@ def test_paths_match_reference_on_adaptive_grid_without_base_or_bias(kernel):
         torch.testing.assert_close(got[2][name], ref[2][name], rtol=1e-10, atol=1e-12, msg=name)
 
 
-@pytest.mark.parametrize("kernel", ["dense", "local"])
+@pytest.mark.parametrize("kernel", ["dense", "local", "fused"])
 def test_paths_match_reference_float32(kernel):
     layer = _layer(3, torch.float32, grid_size=20, n_in=33, n_out=17)
     x = torch.rand(64, 33, generator=torch.Generator().manual_seed(2)) * 2.4 - 1.2
@@ -175,7 +176,7 @@ def test_paths_match_reference_float32(kernel):
         assert (a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-7
 
 
-@pytest.mark.parametrize("kernel", ["dense", "local"])
+@pytest.mark.parametrize("kernel", ["dense", "local", "fused"])
 def test_gradcheck_and_double_backward(kernel):
     layer = _layer(3, torch.float64, grid_size=4, n_in=3, n_out=2)
     basis = layer.basis
@@ -194,7 +195,7 @@ def test_gradcheck_and_double_backward(kernel):
     assert torch.autograd.gradgradcheck(f, (x, coef, scale, base))
 
 
-@pytest.mark.parametrize("kernel", ["dense", "local"])
+@pytest.mark.parametrize("kernel", ["dense", "local", "fused"])
 def test_pinn_style_input_derivatives_match_reference(kernel):
     layer = _layer(4, torch.float64, grid_size=7, n_in=2, n_out=3)
     x = torch.rand(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(9)) * 2 - 1
@@ -370,7 +371,9 @@ def test_torch_compile_keeps_working():
 
 
 def test_choice_overrides_and_errors():
-    assert set(list_kernels()) >= {"reference", "dense", "local"}
+    assert set(list_kernels()) >= {"reference", "dense", "local", "fused"}
+    assert choose_kernel(1000, 2, 5, 5, 3, compiled_kernels=True) == ("fused" if FUSED_MAX_EDGES >= 10 else "dense")
+    assert choose_kernel(1000, 2, 5, 5, 3, compiled_kernels=False) == "dense"
     assert choose_kernel(1024, 256, 256, 5, 3, compiled_kernels=True) == "dense"
     assert choose_kernel(1024, 256, 256, 200, 3, compiled_kernels=True) == "local"
     assert choose_kernel(1024, 256, 256, 200, 3, compiled_kernels=False) == "dense"
@@ -405,7 +408,7 @@ def test_choice_overrides_and_errors():
 def test_leading_dimensions_and_empty_batch():
     layer = _layer(3, torch.float64)
     x = torch.rand(2, 3, 5, dtype=torch.float64)
-    for kernel in ("reference", "dense", "local"):
+    for kernel in ("reference", "dense", "local", "fused"):
         layer.kernel = kernel
         assert layer(x).shape == (2, 3, 4)
         assert layer(torch.zeros(0, 5, dtype=torch.float64)).shape == (0, 4)

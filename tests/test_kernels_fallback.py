@@ -20,14 +20,14 @@ SCRIPT = textwrap.dedent(
     assert not ops.uses_extension(torch.zeros(1, dtype=torch.float64))
     x = (torch.rand(25, 6, dtype=torch.float64) * 2.4 - 1.2).requires_grad_()
     outs = {}
-    for kernel in ("reference", "dense", "local", "auto"):
+    for kernel in ("reference", "dense", "local", "fused", "auto"):
         layer.kernel = kernel
         layer.zero_grad(set_to_none=True)
         x.grad = None
         y = layer(x)
         y.square().sum().backward()
         outs[kernel] = [y.detach(), x.grad.clone(), layer.coef.grad.clone(), layer.spline_scaler.grad.clone()]
-    for kernel in ("dense", "local", "auto"):
+    for kernel in ("dense", "local", "fused", "auto"):
         for a, b in zip(outs[kernel], outs["reference"]):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     print("FALLBACK OK")

@@ -142,6 +142,12 @@ class BSpline(Basis):
         above = torch.where(x > hi, torch.clamp(x - hi, None, cap), zero)
         return below, above, self._end_slopes(x.dtype)
 
+    def __getstate__(self) -> dict:
+        """Pickling/deepcopy leave out the slope cache, keyed on the grid's version (a copy's may coincide)."""
+        state = super().__getstate__()
+        state.pop("_slopes_cache", None)
+        return state
+
     def _end_slopes(self, dtype) -> Tensor:
         """Every basis function's slope at the low and the high grid end, ``(2, in, K)``: cached for the grid's
         current contents (outside compilation and inference mode), as it changes only with grid updates."""
@@ -152,7 +158,13 @@ class BSpline(Basis):
                 and cached[2] == dtype:
             return cached[3]
         lo, hi = self._range(dtype)
-        slopes = bspline_basis_derivative(torch.stack([lo, hi], dim=0), grid.to(dtype), self.order, 1)
+        knots = grid.to(dtype)
+        with torch.no_grad():  # the grid is a buffer: nothing to differentiate
+            low = bspline_basis_derivative(lo[None], knots, self.order, 1)[0]
+            # The slope of the last piece inside the range (a derivative at hi would take the piece beyond it,
+            # which differs for order 1): mirror the knots, so hi becomes the low end of the mirrored row.
+            high = -bspline_basis_derivative(-hi[None], -knots.flip(-1), self.order, 1)[0].flip(-1)
+        slopes = torch.stack([low, high], dim=0)
         if cacheable:
             self.__dict__["_slopes_cache"] = (grid, grid._version, dtype, slopes)
         return slopes

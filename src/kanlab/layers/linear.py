@@ -124,6 +124,13 @@ class KANLinear(nn.Module):
                 f"basis={self.basis.name}, base_activation={self.base_activation}, bias={self.bias is not None}"
                 + (f", symbolic_edges={n_sym}" if n_sym else ""))
 
+    def __getstate__(self) -> dict:
+        """Pickling/deepcopy leave out the caches keyed on tensor versions (a copy's versions may coincide)."""
+        state = super().__getstate__()
+        for key in ("_all_numeric_cache", "_has_symbolic_cache"):
+            state.pop(key, None)
+        return state
+
     # ---- symbolic edges (kanlab.interpret.symbolic) ---------------------------------------------------------
     def get_extra_state(self) -> Tensor:
         """The per-edge symbolic assignments, ``{"symbolic": [[name or "", ...] per output]}``, as JSON text in
@@ -153,7 +160,19 @@ class KANLinear(nn.Module):
     @property
     def has_symbolic(self) -> bool:
         """True when at least one edge is snapped to a symbolic function."""
-        return any(n for row in self._symbolic_names for n in row)
+        names = self._symbolic_names
+        cached = self.__dict__.get("_has_symbolic_cache")
+        if cached is None or cached[0] is not names or cached[1] != self._symbolic_version:
+            cached = (names, self._symbolic_version, any(n for row in names for n in row))
+            self.__dict__["_has_symbolic_cache"] = cached
+        return cached[2]
+
+    @property
+    def _symbolic_version(self) -> int:
+        return self.__dict__.get("_symbolic_edits", 0)
+
+    def _symbolic_changed(self) -> None:
+        self.__dict__["_symbolic_edits"] = self._symbolic_version + 1
 
     def symbolic_name(self, j: int, i: int) -> str:
         """Name of the primitive of edge ``i → j`` ("" when the edge is numeric)."""
@@ -192,11 +211,13 @@ class KANLinear(nn.Module):
             if values.shape != (4,) or not torch.isfinite(values).all():
                 raise ValueError(f"affine must be 4 finite numbers (a, b, c, d), got {affine!r}")
             self._symbolic_names[j][i] = name
+            self._symbolic_changed()
             self.symbolic_mask[j, i] = 1.0
             self._affine_trainable(True)
             self.symbolic_affine[j, i] = values.to(self.symbolic_affine.device)
         else:
             self._symbolic_names[j][i] = ""
+            self._symbolic_changed()
             self.symbolic_mask[j, i] = 0.0
             self.symbolic_affine[j, i] = _default_affine(self.symbolic_affine[j, i])
             if not self.has_symbolic:
@@ -258,12 +279,29 @@ class KANLinear(nn.Module):
     def kernel(self, name: str) -> None:
         self._kernel = _check_name(name)
 
+    def _all_numeric(self) -> bool:
+        """Whether every edge is kept and numeric (``numeric_mask()`` all ones), so the weights need no masking.
+        Cached per state of the two masks (a synchronising check only after they change); always False while
+        compiling (the masks are then applied, which is the same function)."""
+        if torch.compiler.is_compiling() or self.has_symbolic:
+            return False
+        mask, sym = self.mask, self.symbolic_mask
+        key = (mask, mask._version, sym, sym._version)
+        cached = self.__dict__.get("_all_numeric_cache")
+        if cached is None or cached[0][0] is not mask or cached[0][2] is not sym or cached[0][1:4:2] != key[1:4:2]:
+            cached = (key, bool((mask == 1).all()) and not bool(sym.any()))
+            self.__dict__["_all_numeric_cache"] = cached
+        return cached[1]
+
     def _numeric_forward(self, x: Tensor) -> Tensor:
         """Spline + base branches of the numeric edges: ``(*, in)`` → ``(*, out)`` (path: ``self.kernel``)."""
-        mask = self.numeric_mask()
         has_base = self.base_activation != "zero"
-        return kan_forward(x, self.basis, self.coef, self.spline_scaler * mask,
-                           self.base_weight * mask if has_base else None,
+        if self._all_numeric():
+            scale, base = self.spline_scaler, self.base_weight
+        else:
+            mask = self.numeric_mask()
+            scale, base = self.spline_scaler * mask, self.base_weight * mask
+        return kan_forward(x, self.basis, self.coef, scale, base if has_base else None,
                            get_activation(self.base_activation) if has_base else None, kernel=self.kernel)
 
     def _symbolic_forward(self, x: Tensor) -> Tensor | None:
