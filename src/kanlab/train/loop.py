@@ -15,6 +15,7 @@ from ..validation import (check_choice, check_finite, check_nonnegative_int, che
                           check_positive_int, check_positive_number, check_seed)
 from .callbacks import Callback, History, ProgressBar, TrainState
 from .distributed import parallel_context
+from .lbfgs import FastLBFGS
 from .regularization import sparsity_penalty
 from .safety import (DIVERGENCE_POLICIES, LR_FACTOR, MAX_LR_REDUCTIONS, InterruptGuard, TrainingDivergedError,
                      TrainingInterrupted, check_resume_compatible, data_fingerprint)
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def _lbfgs(params, lr: float | None):
-    return torch.optim.LBFGS(params, lr=1.0 if lr is None else lr, history_size=10, max_iter=20,
-                             line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32)
+    # FastLBFGS: torch's algorithm (same iterates up to rounding, same state dict) at a third of the overhead
+    return FastLBFGS(params, lr=1.0 if lr is None else lr, history_size=10, max_iter=20,
+                     line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32)
 
 
 def _adam(params, lr: float | None):
