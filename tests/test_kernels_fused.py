@@ -71,19 +71,24 @@ def test_many_blocks_match_reference_and_do_not_depend_on_threads(threads):
 def test_saved_basis_gives_the_same_gradients_as_recomputing_it():
     layer = _layer(3, 2, grid_size=7, order=2)
     x = torch.rand(200, 3, dtype=torch.float64) * 3 - 1.5
-    args = (x, layer.basis.grid, layer.coef.detach(), layer.spline_scaler.detach(), layer.base_weight.detach(), 2,
-            1, 1)
-    y, *saved = torch.ops.kanlab_cpp.fused_forward(*args, True)
-    y2, *empty = torch.ops.kanlab_cpp.fused_forward(*args, False)
+    tensors = (x, layer.basis.grid, layer.coef.detach(), layer.spline_scaler.detach(), layer.base_weight.detach())
+    rule = (2, 1, 1)  # order, mode (linear), act (SiLU)
+    bias = layer.bias.detach()
+    y, *saved = torch.ops.kanlab_cpp.fused_forward(*tensors, bias, *rule, True)
+    y2, *empty = torch.ops.kanlab_cpp.fused_forward(*tensors, bias, *rule, False)
     torch.testing.assert_close(y, y2, rtol=1e-14, atol=1e-15)  # SiLU as x·sigmoid(x) when saving its slope
     assert all(t.numel() == 0 for t in empty)
+    y3, *_ = torch.ops.kanlab_cpp.fused_forward(*tensors, None, *rule, False)
+    torch.testing.assert_close(y3 + bias, y2, rtol=1e-14, atol=1e-15)
     g = torch.randn(200, 2, dtype=torch.float64)
-    with_saved = torch.ops.kanlab_cpp.fused_backward(g, *args, True, True, *saved)
-    recomputed = torch.ops.kanlab_cpp.fused_backward(g, *args, True, True, None, None, None, None, None)
+    with_saved = torch.ops.kanlab_cpp.fused_backward(g, *tensors, *rule, True, True, True, *saved)
+    recomputed = torch.ops.kanlab_cpp.fused_backward(g, *tensors, *rule, True, True, True, None, None, None, None,
+                                                     None)
     for a, b in zip(with_saved, recomputed):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(with_saved[4], g.sum(0), rtol=1e-13, atol=1e-14)  # the bias gradient
     with pytest.raises(RuntimeError, match="saved basis does not match"):
-        torch.ops.kanlab_cpp.fused_backward(g[:100], x[:100], *args[1:], True, True, *saved)
+        torch.ops.kanlab_cpp.fused_backward(g[:100], x[:100], *tensors[1:], *rule, True, True, False, *saved)
 
 
 def test_clamp_rule_nan_rows_and_other_activations():
@@ -142,11 +147,13 @@ def test_bad_inputs_get_clear_errors():
     x = torch.rand(5, 2, dtype=torch.float64)
     args = [x, layer.basis.grid, layer.coef.detach(), layer.spline_scaler.detach(), layer.base_weight.detach()]
     with pytest.raises(RuntimeError, match="coef must be"):
-        torch.ops.kanlab_cpp.fused_forward(x, args[1], args[2][:, :, :-1], *args[3:], 3, 1, 1, False)
+        torch.ops.kanlab_cpp.fused_forward(x, args[1], args[2][:, :, :-1], *args[3:], None, 3, 1, 1, False)
     with pytest.raises(RuntimeError, match="mode must be"):
-        torch.ops.kanlab_cpp.fused_forward(*args, 3, 7, 1, False)
+        torch.ops.kanlab_cpp.fused_forward(*args, None, 3, 7, 1, False)
     with pytest.raises(RuntimeError, match="one dtype"):
-        torch.ops.kanlab_cpp.fused_forward(x, args[1], args[2].float(), *args[3:], 3, 1, 1, False)
+        torch.ops.kanlab_cpp.fused_forward(x, args[1], args[2].float(), *args[3:], None, 3, 1, 1, False)
+    with pytest.raises(RuntimeError, match="bias must be"):
+        torch.ops.kanlab_cpp.fused_forward(*args, torch.zeros(7, dtype=torch.float64), 3, 1, 1, False)
     with pytest.raises(ValueError, match="expects input of shape"):
         layer.kernel = "fused"
         layer(torch.rand(5, 3, dtype=torch.float64))
@@ -164,3 +171,74 @@ def test_cached_build_loads_without_the_jit_machinery(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "False"
+
+
+# ---- the whole network as one node (kanlab.kernels.fused_network) ---------------------------------------
+def _kan(widths=(2, 5, 3, 1), seed=0, **kw):
+    torch.manual_seed(seed)
+    model = KAN(list(widths), grid_size=6, dtype=torch.float64, **kw)
+    with torch.no_grad():
+        model.layers[1].mask[0, 1] = 0  # a pruned edge
+    return model
+
+
+def _model_grads(model, x):
+    model.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    y = model(x)
+    (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
+    return y, [y.detach(), x.grad] + [p.grad for p in model.parameters()]
+
+
+def test_network_node_equals_the_layers_one_by_one():
+    from kanlab.kernels import use_kernel
+
+    model = _kan()
+    model.update_grid(torch.randn(400, 2, dtype=torch.float64) ** 3)
+    x = torch.randn(300, 2, dtype=torch.float64) * 1.5
+    with use_kernel("fused"):
+        y, net = _model_grads(model, x)
+        assert type(y.grad_fn).__name__ == "_FusedNetworkBackward"
+        model.layers[0].register_forward_hook(lambda *a: None)  # observable layer calls: one by one
+        y2, layers = _model_grads(model, x)
+        assert type(y2.grad_fn).__name__ != "_FusedNetworkBackward"
+    for a, b in zip(net, layers):
+        assert torch.equal(a, b)  # the same kernels in the same order
+    _, ref = _model_grads(model, x)  # the default path
+    for a, b in zip(net, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
+
+
+def test_network_node_gradcheck_double_backward_and_no_grad():
+    from kanlab.kernels import use_kernel
+
+    model = _kan((2, 3, 1), bias=False)
+    x = (torch.rand(7, 2, dtype=torch.float64) * 2.4 - 1.2).requires_grad_()
+    with use_kernel("fused"):
+        assert torch.autograd.gradcheck(lambda z: model(z), (x,))
+        assert torch.autograd.gradgradcheck(lambda z: model(z), (x,))
+        with torch.no_grad():
+            y = model(x)
+        assert y.grad_fn is None and y.shape == (7, 1)
+        params = dict(model.named_parameters())
+        out = torch.func.functional_call(model, params, (x.detach(),))  # plain tensors: still one node
+        torch.testing.assert_close(out, model(x).detach())
+
+
+def test_network_node_is_skipped_where_it_would_hide_something():
+    from kanlab.kernels import use_kernel
+
+    x = torch.rand(5, 2, dtype=torch.float64)
+    mult = KAN([2, (2, 1), 1], grid_size=4, dtype=torch.float64)  # multiplication nodes
+    symbolic = _kan((2, 2, 1))
+    symbolic.layers[0].set_symbolic(0, 0, "sin")
+    calls = []
+    hooked = _kan((2, 2, 1))
+    hooked.layers[1].register_forward_pre_hook(lambda *a: calls.append(1))
+    with use_kernel("fused"):
+        for model in (mult, symbolic, hooked):
+            y = model(x.clone().requires_grad_())
+            assert type(y.grad_fn).__name__ != "_FusedNetworkBackward"
+    assert calls == [1]
+    with pytest.raises(TypeError, match="dtype"):
+        _kan((2, 2, 1))(x.float())

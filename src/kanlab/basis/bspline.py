@@ -169,6 +169,21 @@ class BSpline(Basis):
             self.__dict__["_slopes_cache"] = (grid, grid._version, dtype, slopes)
         return slopes
 
+    def _values_no_grad(self, x: Tensor) -> Tensor:
+        """:meth:`forward`'s values ``(N, in, K)`` without autograd, by the C++ kernel when it applies (grid
+        updates and extensions evaluate the basis on thousands of samples)."""
+        from ..kernels import ops
+
+        if self.extrapolate == "zero" or not (ops.uses_extension(x, self.order) and ops._plain(x)):
+            return self.forward(x)
+        with torch.no_grad():
+            values = ops.dense_values(self._extrapolated(x), None, self.grid, self.order)
+            tangent = self._tangent_term(x)
+            if tangent is not None and self._outside(x):
+                below, above, slopes = tangent
+                values = values + below.unsqueeze(-1) * slopes[0] + above.unsqueeze(-1) * slopes[1]
+        return values
+
     def _window_tangent(self, below: Tensor, above: Tensor, slopes: Tensor, first: Tensor) -> Tensor:
         """The tangent term on the local window starting at ``first (N, in)``: ``(N, in, k+1)`` to add to the
         local values (``below``/``above``/``slopes`` from :meth:`_tangent_term`, inputs flattened to ``(N, in)``)."""
@@ -342,10 +357,10 @@ class BSpline(Basis):
         return lo[None] + (hi - lo)[None] * a
 
     def _switch(self, new_grid: Tensor, grid_size: int, coef: Tensor, samples: Tensor) -> Tensor:
-        old_values = self.forward(samples.to(self.grid.dtype))  # (N, in, K_old)
+        old_values = self._values_no_grad(samples.to(self.grid.dtype))  # (N, in, K_old)
         self.grid_size = grid_size
         self.grid = new_grid.to(self.grid.dtype).contiguous()
-        new_values = self.forward(samples.to(self.grid.dtype))  # (N, in, K_new)
+        new_values = self._values_no_grad(samples.to(self.grid.dtype))  # (N, in, K_new)
         return least_squares_refit(old_values, coef, new_values)
 
 

@@ -45,12 +45,14 @@ __all__ = ["kan_forward", "choose_kernel", "use_kernel", "register_kernel", "lis
 class KernelPath:
     """A way to compute ``Σ_i φ_ji(x_i)``: ``run(x (N, in), basis, coef, scale, base_weight, act) -> (N, out)``
     where ``scale`` (out, in) already includes the mask and ``base_weight`` (out, in) is None without a base
-    branch; ``supports(basis, x)`` says whether it applies."""
+    branch; ``supports(basis, x)`` says whether it applies.  A path with ``adds_bias`` also takes
+    ``bias=`` (``(out,)`` or None) and adds it itself."""
 
     name: str
     run: Callable[..., Tensor]
     supports: Callable[[object, Tensor], bool]
     doc: str
+    adds_bias: bool = False
 
 
 _KERNELS: dict[str, KernelPath] = {}
@@ -58,11 +60,12 @@ _KERNELS: dict[str, KernelPath] = {}
 _override: list[str | None] = [None]
 
 
-def register_kernel(name: str, supports: Callable[[object, Tensor], bool], doc: str = ""):
+def register_kernel(name: str, supports: Callable[[object, Tensor], bool], doc: str = "", *,
+                    adds_bias: bool = False):
     """Decorator registering a path under ``name`` (see :class:`KernelPath`)."""
 
     def deco(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        _KERNELS[name] = KernelPath(name, fn, supports, doc)
+        _KERNELS[name] = KernelPath(name, fn, supports, doc, adds_bias)
         return fn
 
     return deco
@@ -158,20 +161,23 @@ def _fusable(basis, x: Tensor) -> bool:
     return _is_spline(basis, x) and basis.extrapolate in MODES
 
 
-@register_kernel("fused", _fusable, "one C++ call per layer and direction: basis, base branch and contraction "
-                 "together (small B-spline layers)")
-def _fused(x, basis, coef, scale, base_weight, act) -> Tensor:
+@register_kernel("fused", _fusable, "one C++ call per layer and direction: basis, base branch, contraction and "
+                 "bias together (small B-spline layers)", adds_bias=True)
+def _fused(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
     act_kind = 0 if base_weight is None else _FUSED_ACTS.get(act)
-    if (act_kind is None or not ops.uses_extension(x, basis.order) or not ops._plain(x, coef, scale, base_weight)
-            or not coef.dtype == scale.dtype == x.dtype or (base_weight is not None and base_weight.dtype != x.dtype)
+    dtype = x.dtype
+    if (act_kind is None or coef.dtype != dtype or scale.dtype != dtype
+            or (base_weight is not None and base_weight.dtype != dtype) or (bias is not None and bias.dtype != dtype)
+            or not ops._plain(x, coef, scale, base_weight, bias) or not ops.uses_extension(x, basis.order)
             or _exporting()):
-        return _dense(x, basis, coef, scale, base_weight, act)
+        out = _dense(x, basis, coef, scale, base_weight, act)
+        return out if bias is None else out + bias
 
     def composite(x_, coef_, scale_, base_):
         return _dense(x_, basis, coef_, scale_, base_, act)
 
     return fused_layer(x, coef, scale, base_weight, basis.grid, basis.order, MODES[basis.extrapolate], act_kind,
-                       composite)
+                       composite, bias)
 
 
 # ---- the cost model ------------------------------------------------------------------------------------
@@ -264,9 +270,9 @@ def _resolve(kernel: str, basis, x: Tensor, coef: Tensor) -> KernelPath:
 
 
 def kan_forward(x: Tensor, basis, coef: Tensor, scale: Tensor, base_weight: Tensor | None,
-                act: Callable[[Tensor], Tensor] | None, kernel: str = "auto") -> Tensor:
+                act: Callable[[Tensor], Tensor] | None, kernel: str = "auto", bias: Tensor | None = None) -> Tensor:
     """Numeric part of a KAN layer: ``(*, in)`` → ``(*, out)``,
-    ``y_o = Σ_i scale[o,i]·Σ_k coef[o,i,k]·B_k(x_i) + Σ_i base_weight[o,i]·act(x_i)``.
+    ``y_o = Σ_i scale[o,i]·Σ_k coef[o,i,k]·B_k(x_i) + Σ_i base_weight[o,i]·act(x_i) (+ bias_o)``.
 
     Arguments:
         x: inputs ``(*, in)``.
@@ -274,11 +280,17 @@ def kan_forward(x: Tensor, basis, coef: Tensor, scale: Tensor, base_weight: Tens
         coef: ``(out, in, K)``.  scale: ``(out, in)`` (spline scaler × mask).
         base_weight: ``(out, in)`` (× mask), or None for no base branch.  act: the base activation.
         kernel: ``"auto"`` or a name from :func:`list_kernels`.
+        bias: ``(out,)`` added to the output, or None.
     """
     lead = x.shape[:-1]
-    flat = x.reshape(-1, x.shape[-1])
+    flat = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
     if base_weight is not None and act is None:
         raise ValueError("base_weight given without a base activation")
     path = _resolve(kernel, basis, flat, coef)
-    out = path.run(flat, basis, coef, scale, base_weight, act)
-    return out.reshape(*lead, coef.shape[0])
+    if path.adds_bias:
+        out = path.run(flat, basis, coef, scale, base_weight, act, bias=bias)
+    else:
+        out = path.run(flat, basis, coef, scale, base_weight, act)
+        if bias is not None:
+            out = out + bias
+    return out.reshape(*lead, coef.shape[0]) if x.dim() != 2 else out

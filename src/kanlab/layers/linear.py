@@ -293,8 +293,9 @@ class KANLinear(nn.Module):
             self.__dict__["_all_numeric_cache"] = cached
         return cached[1]
 
-    def _numeric_forward(self, x: Tensor) -> Tensor:
-        """Spline + base branches of the numeric edges: ``(*, in)`` → ``(*, out)`` (path: ``self.kernel``)."""
+    def _numeric_forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        """Spline + base branches of the numeric edges (+ ``bias``): ``(*, in)`` → ``(*, out)`` (path:
+        ``self.kernel``)."""
         has_base = self.base_activation != "zero"
         if self._all_numeric():
             scale, base = self.spline_scaler, self.base_weight
@@ -302,7 +303,7 @@ class KANLinear(nn.Module):
             mask = self.numeric_mask()
             scale, base = self.spline_scaler * mask, self.base_weight * mask
         return kan_forward(x, self.basis, self.coef, scale, base if has_base else None,
-                           get_activation(self.base_activation) if has_base else None, kernel=self.kernel)
+                           get_activation(self.base_activation) if has_base else None, kernel=self.kernel, bias=bias)
 
     def _symbolic_forward(self, x: Tensor) -> Tensor | None:
         """Sum of the symbolic edges' outputs ``(*, out)``, or None when no edge is symbolic."""
@@ -317,12 +318,12 @@ class KANLinear(nn.Module):
         """``(*, in)`` → ``(*, out)``."""
         self._check(x)
         sym = self._symbolic_forward(x)
-        if sym is not None and not bool(self.numeric_mask().any()):
+        if sym is None:
+            return self._numeric_forward(x, self.bias)  # the bias is added by the path (fused: in the kernel)
+        if not bool(self.numeric_mask().any()):
             out = sym  # every edge is symbolic (or pruned): no spline to evaluate
         else:
-            out = self._numeric_forward(x)
-            if sym is not None:
-                out = out + sym
+            out = self._numeric_forward(x) + sym
         if self.bias is not None:
             out = out + self.bias
         return out

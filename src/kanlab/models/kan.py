@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..kernels.fused_network import fused_network
 from ..layers.linear import KANLinear
 
 __all__ = ["KAN", "normalize_widths"]
@@ -105,6 +106,11 @@ class KAN(nn.Module):
         """``(*, widths[0])`` → ``(*, widths[-1])``."""
         if isinstance(x, Tensor) and (x.dim() < 1 or x.shape[-1] != self.in_features):
             raise ValueError(f"KAN expects input of shape (*, {self.in_features}), got {tuple(x.shape)}")
+        if isinstance(x, Tensor) and x.dim() == 2:
+            self.layers[0]._check(x)  # the same errors as the layers' own path
+            out = fused_network(self, x)  # small networks: the whole stack as one autograd node
+            if out is not None:
+                return out
         for l, layer in enumerate(self.layers):
             x = self._nodes(l, layer(x))
         return x

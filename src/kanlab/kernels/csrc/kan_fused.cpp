@@ -12,7 +12,7 @@
 // sample after another: meant for layers where launching ops costs more than arithmetic.
 //
 // Notation: x (N, I); grid (I, M) one knot row per feature, M = G + 2k + 1; K = M - k - 1 basis functions;
-// coef (O, I, K); scale, base (O, I); act: 0 none, 1 SiLU, 2 identity.
+// coef (O, I, K); scale, base (O, I); bias (O) optional, added to y; act: 0 none, 1 SiLU, 2 identity.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -302,17 +302,31 @@ inline void add_edge_weight_grad(const T* __restrict c, const int32_t* __restric
   }
 }
 
+// out[o] = Σ_n g[n, o] (the bias gradient), in sample order.
+template <typename T>
+void sum_rows(const T* __restrict g, int64_t N, int64_t O, T* __restrict out) {
+  for (int64_t n = 0; n < N; ++n)
+#pragma omp simd
+    for (int64_t o = 0; o < O; ++o) out[o] += g[n * O + o];
+}
+
 // y (N, O), and with `save` what the backward needs (else empty): the basis windows of every block and
 // feature — values (B, I, R, kBlock), input derivatives (B, I, R, kBlock), first indices (B, I, kBlock) int32,
 // B = ceil(N / kBlock) — and the activation and its derivative (N, I).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> fused_forward(
     const at::Tensor& x_, const at::Tensor& grid_, const at::Tensor& coef_, const at::Tensor& scale_,
-    const c10::optional<at::Tensor>& base_, int64_t order, int64_t mode, int64_t act, bool save) {
+    const c10::optional<at::Tensor>& base_, const c10::optional<at::Tensor>& bias_, int64_t order, int64_t mode,
+    int64_t act, bool save) {
   check_inputs(x_, grid_, coef_, scale_, base_, order, mode, act);
   const bool has_base = base_.has_value() && base_->defined() && act != 0;
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), coef = coef_.contiguous();
   const at::Tensor scale = scale_.contiguous();
   const at::Tensor base = has_base ? base_->contiguous() : at::Tensor();
+  const bool has_bias = bias_.has_value() && bias_->defined();
+  if (has_bias)
+    TORCH_CHECK(bias_->dim() == 1 && bias_->size(0) == coef_.size(0) && bias_->scalar_type() == x_.scalar_type(),
+                "bias must be (", coef_.size(0), ",) of the inputs' dtype, got ", bias_->sizes());
+  const at::Tensor bias = has_bias ? bias_->contiguous() : at::Tensor();
   at::Tensor a, da;
   if (has_base) {
     auto ad = activation(x, act, save);
@@ -338,6 +352,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const T* S = scale.data_ptr<T>();
     const T* B = has_base ? base.data_ptr<T>() : nullptr;
     T* Y = y.data_ptr<T>();
+    const T* BI = has_bias ? bias.data_ptr<T>() : nullptr;
     T* SV = save ? sv.data_ptr<T>() : nullptr;
     T* SDV = save ? sdv.data_ptr<T>() : nullptr;
     int32_t* SF = save ? sf.data_ptr<int32_t>() : nullptr;
@@ -348,7 +363,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
       std::vector<T> yb(O * kBlock), xb(kBlock), ab(kBlock);
       for (int64_t blk = bb; blk < be; ++blk) {
         const int64_t n0 = blk * kBlock, cnt = std::min(kBlock, N - n0);
-        std::fill(yb.begin(), yb.end(), T(0));
+        for (int64_t o = 0; o < O; ++o) std::fill_n(yb.begin() + o * kBlock, kBlock, BI != nullptr ? BI[o] : T(0));
         for (int64_t i = 0; i < I; ++i) {
           for (int64_t n = 0; n < cnt; ++n) xb[n] = X[(n0 + n) * I + i];
           if (has_base)
@@ -373,13 +388,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   return {y, sv, sdv, sf, has_base && save ? a : none, has_base && save ? da : none};
 }
 
-// Gradients for grad (N, O): (g_x (N, I), g_coef (O, I, K), g_scale (O, I), g_base (O, I)); those not needed are
+// Gradients for grad (N, O): (g_x (N, I), g_coef (O, I, K), g_scale (O, I), g_base (O, I), g_bias (O)); those not needed are
 // empty (0,) tensors.  The weight gradients are summed per chunk of samples (a fixed split of N) and the chunks
 // added in order, so the result does not depend on the number of threads.
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fused_backward(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> fused_backward(
     const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& grid_, const at::Tensor& coef_,
     const at::Tensor& scale_, const c10::optional<at::Tensor>& base_, int64_t order, int64_t mode, int64_t act,
-    bool need_x, bool need_w, const c10::optional<at::Tensor>& saved_v, const c10::optional<at::Tensor>& saved_dv,
+    bool need_x, bool need_w, bool need_bias, const c10::optional<at::Tensor>& saved_v, const c10::optional<at::Tensor>& saved_dv,
     const c10::optional<at::Tensor>& saved_first, const c10::optional<at::Tensor>& saved_a,
     const c10::optional<at::Tensor>& saved_da) {
   check_inputs(x_, grid_, coef_, scale_, base_, order, mode, act);
@@ -397,7 +412,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fused_backward(
   at::Tensor gc = need_w ? at::zeros({O, I, K}, x.options()) : none;
   at::Tensor gs = need_w ? at::zeros({O, I}, x.options()) : none;
   at::Tensor gb = need_w ? at::zeros({O, I}, x.options()) : none;
-  if (N == 0 || !(need_x || need_w)) return {gx, gc, gs, gb};
+  at::Tensor gbias = need_bias ? at::zeros({O}, x.options()) : none;
+  if (need_bias && N > 0) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kanlab_fused_bias_grad", [&] {
+      sum_rows<scalar_t>(grad.data_ptr<scalar_t>(), N, O, gbias.data_ptr<scalar_t>());
+    });
+  }
+  if (N == 0 || !(need_x || need_w)) return {gx, gc, gs, gb, gbias};
   const int64_t n_blocks = (N + kBlock - 1) / kBlock;
   const bool saved = saved_v.has_value() && saved_v->defined() && saved_v->numel() > 0;
   if (saved) {
@@ -504,17 +525,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fused_backward(
       }
     }
   });
-  return {gx, gc, gs, gb};
+  return {gx, gc, gs, gb, gbias};
 }
 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(kanlab_cpp, m) {
-  m.def("fused_forward(Tensor x, Tensor grid, Tensor coef, Tensor scale, Tensor? base, int order, int mode, "
-        "int act, bool save) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("fused_forward(Tensor x, Tensor grid, Tensor coef, Tensor scale, Tensor? base, Tensor? bias, int order, "
+        "int mode, int act, bool save) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("fused_backward(Tensor grad, Tensor x, Tensor grid, Tensor coef, Tensor scale, Tensor? base, int order, "
-        "int mode, int act, bool need_x, bool need_w, Tensor? saved_v, Tensor? saved_dv, Tensor? saved_first, "
-        "Tensor? saved_a, Tensor? saved_da) -> (Tensor, Tensor, Tensor, Tensor)");
+        "int mode, int act, bool need_x, bool need_w, bool need_bias, Tensor? saved_v, Tensor? saved_dv, "
+        "Tensor? saved_first, Tensor? saved_a, Tensor? saved_da) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(kanlab_cpp, CPU, m) {
