@@ -242,3 +242,14 @@ def test_network_node_is_skipped_where_it_would_hide_something():
     assert calls == [1]
     with pytest.raises(TypeError, match="dtype"):
         _kan((2, 2, 1))(x.float())
+
+
+@pytest.mark.parametrize("extrapolate", ["linear", "clamp", "zero"])
+@pytest.mark.parametrize("order", [1, 3, 5])
+def test_grid_update_basis_values_match_the_reference(order, extrapolate):
+    """Grid updates and extensions evaluate the basis through the C++ kernel (BSpline._values_no_grad)."""
+    layer = KANLinear(3, 2, grid_size=7, order=order, extrapolate=extrapolate, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(order)
+    layer.update_grid(torch.randn(500, 3, dtype=torch.float64, generator=gen) ** 3)  # adaptive knots
+    x = torch.randn(2, 100, 3, dtype=torch.float64, generator=gen) * 3  # many outside the grid
+    torch.testing.assert_close(layer.basis._values_no_grad(x), layer.basis(x), rtol=1e-13, atol=1e-14)

@@ -176,13 +176,15 @@ class BSpline(Basis):
 
         if self.extrapolate == "zero" or not (ops.uses_extension(x, self.order) and ops._plain(x)):
             return self.forward(x)
-        with torch.no_grad():
-            values = ops.dense_values(self._extrapolated(x), None, self.grid, self.order)
-            tangent = self._tangent_term(x)
-            if tangent is not None and self._outside(x):
-                below, above, slopes = tangent
-                values = values + below.unsqueeze(-1) * slopes[0] + above.unsqueeze(-1) * slopes[1]
-        return values
+        with torch.no_grad():  # the k + 1 non-zero values (and the tangent on them), then spread out
+            flat = x.reshape(-1, self.in_features)
+            v, first = ops.local_values(self._extrapolated(flat), self.grid, self.order, 0)
+            tangent = self._tangent_term(flat)
+            if tangent is not None and self._outside(flat):
+                v = v + self._window_tangent(*tangent, first)
+            window = first[..., None] + torch.arange(self.order + 1, device=first.device)
+            values = v.new_zeros(*flat.shape, self.num_functions).scatter_(2, window, v)
+        return values.reshape(*x.shape, self.num_functions)
 
     def _window_tangent(self, below: Tensor, above: Tensor, slopes: Tensor, first: Tensor) -> Tensor:
         """The tangent term on the local window starting at ``first (N, in)``: ``(N, in, k+1)`` to add to the
