@@ -253,3 +253,63 @@ def test_grid_update_basis_values_match_the_reference(order, extrapolate):
     layer.update_grid(torch.randn(500, 3, dtype=torch.float64, generator=gen) ** 3)  # adaptive knots
     x = torch.randn(2, 100, 3, dtype=torch.float64, generator=gen) * 3  # many outside the grid
     torch.testing.assert_close(layer.basis._values_no_grad(x), layer.basis(x), rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_direct_mse_step_equals_backward_bit_for_bit(dtype):
+    from kanlab.kernels import use_kernel
+    from kanlab.kernels.fused_network import fused_mse_step
+
+    torch.manual_seed(0)
+    model = KAN([2, 5, 3, 1], grid_size=6, dtype=dtype)
+    x, y = torch.randn(700, 2, dtype=dtype) * 1.3, torch.randn(700, 1, dtype=dtype)
+    with use_kernel("fused"):
+        loss = torch.mean((model(x) - y) ** 2)
+        loss.backward()
+        ref = [loss.detach()] + [p.grad.clone() for p in model.parameters()]
+        got = [fused_mse_step(model, x, y)] + [p.grad for p in model.parameters()]  # accumulates: 2x
+        for a, b in zip(ref[1:], got[1:]):
+            assert torch.equal(2 * a, b)
+        assert torch.equal(ref[0], got[0])
+        model.zero_grad(set_to_none=True)
+        fused_mse_step(model, x, y)
+        for a, p in zip(ref[1:], model.parameters()):
+            assert torch.equal(a, p.grad)
+
+
+def test_direct_mse_step_declines_what_it_cannot_do():
+    from kanlab import MLP
+    from kanlab.kernels import use_kernel
+    from kanlab.kernels.fused_network import fused_mse_step
+
+    x, y = torch.rand(20, 2, dtype=torch.float64), torch.rand(20, 1, dtype=torch.float64)
+    with use_kernel("fused"):
+        masked = _kan((2, 3, 1))  # _kan prunes an edge of layer 1
+        assert fused_mse_step(masked, x, y) is None and all(p.grad is None for p in masked.parameters())
+        plain = KAN([2, 3, 1], grid_size=4, dtype=torch.float64)
+        assert fused_mse_step(plain, x, y[:, :0]) is None  # shape mismatch: the normal path raises the error
+        assert fused_mse_step(plain, x.requires_grad_(), y) is None
+        plain.layers[0].coef.register_hook(lambda g: g)
+        assert fused_mse_step(plain, x.detach(), y) is None
+        assert fused_mse_step(MLP([2, 3, 1], dtype=torch.float64), x.detach(), y) is None
+        with torch.no_grad():
+            assert fused_mse_step(KAN([2, 3, 1], dtype=torch.float64), x.detach(), y) is None
+
+
+def test_fit_with_and_without_the_direct_step_is_identical(monkeypatch):
+    import kanlab.train.loop as loop
+    from kanlab import fit, make_dataset
+    from kanlab.kernels import use_kernel
+
+    data = make_dataset("x*y", n_train=200, n_test=50, seed=0, dtype=torch.float64)
+    histories = []
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(loop, "fused_mse_step", lambda *a: None)
+        torch.manual_seed(3)
+        model = KAN([2, 3, 1], grid_size=4, dtype=torch.float64)
+        with use_kernel("fused"):
+            h = fit(model, data, steps=4, grids=[4, 6], update_grid_every=2, seed=0)
+        histories.append((h.train_loss, [p.detach().clone() for p in model.parameters()]))
+    assert histories[0][0] == histories[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(histories[0][1], histories[1][1]))

@@ -181,18 +181,17 @@ def _fused(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
 
 
 # ---- the cost model ------------------------------------------------------------------------------------
-FUSED_MAX_EDGES = 0  # "auto" picks "fused" for layers with at most this many edges (0: opt-in only, see below)
+FUSED_MAX_EDGES = 128  # "auto" picks "fused" for layers with at most this many edges
 GATHER = 3.75      # one local-kernel multiply-add (forward + backward), in GEMM multiply-adds
 WEIGHT_PASS = 33.0  # one coefficient touched by a weight pass, in GEMM multiply-adds
 def choose_kernel(batch: int, in_features: int, out_features: int, grid_size: int, order: int,
                   device: torch.device | str = "cpu", *, compiled_kernels: bool | None = None) -> str:
     """Pick ``"fused"``, ``"dense"`` or ``"local"`` for a B-spline layer from its sizes.
 
-    Layers with at most ``FUSED_MAX_EDGES`` edges (``in·out``) take ``"fused"``.  It is 0 for now (opt in
-    with ``kernel="fused"``): one C++ call per direction beat both other paths on small layers (``[2, 5, 1]``:
-    0.51 ms vs 0.89 ms dense per training step at 1000 samples), but its different summation order moves
-    fragile LBFGS trajectories (the grid-extension staircase then ended at 1.4e-5 instead of below 1e-5), so
-    switching it on by default waits for that to be understood.  For larger layers:
+    Layers with at most ``FUSED_MAX_EDGES`` edges (``in·out``) take ``"fused"``: their step is bound by
+    launching ops, and one C++ call per direction beat both other paths on every small layer measured
+    (``[2, 5, 1]`` on 1000 samples: 0.51 ms vs 0.89 ms dense per training step; from about 256 edges the
+    vectorised GEMM of ``"dense"`` wins).  For larger layers:
 
     The estimate counts multiply-adds of a training step (forward + backward) weighted by efficiencies
     measured with ``benchmarks/speed.py`` on a 2-core AVX-512 Xeon (one 256→256 layer, batch 1024): the dense

@@ -145,3 +145,53 @@ def _layer_composite(layer, h, coef, scale, base, bias):
     act = get_activation(layer.base_activation) if base is not None else None
     out = _dense(h, layer.basis, coef, scale, base, act)
     return out if bias is None else out + bias
+
+
+def fused_mse_step(model, x: Tensor, y: Tensor) -> Optional[Tensor]:
+    """``torch.mean((model(x) - y) ** 2)`` and its parameter gradients (accumulated into ``.grad`` as
+    ``backward()`` would), computed by the fused kernels directly, without building an autograd graph; or None
+    (nothing done) when that does not apply: the network does not run as one node (see :func:`fused_network`),
+    a layer's weights are masked, a parameter has gradient hooks, or the output shape differs from ``y``'s.
+
+    The gradients are bit-identical to ``backward()`` through :func:`fused_network` (the same kernel calls, and
+    ``∂loss/∂pred = (1/n)·(2·(pred - y))`` rounded as autograd's mean and pow backward do).  This is the
+    per-evaluation path of :func:`kanlab.fit`'s default MSE loss: the engine, the loss's three backward nodes and
+    the ``autograd.Function`` overhead cost as much as a small network's kernels.
+    """
+    if not torch.is_grad_enabled() or y.dim() != 2 or not hasattr(model, "width_pairs"):
+        return None
+    plan = _plan(model, x)
+    if plan is None or x.requires_grad:
+        return None
+    params = []
+    for layer, (tensors, *_) in zip(model.layers, plan):
+        if tensors[1] is not layer.spline_scaler:  # masked weights: products the engine differentiates
+            return None
+        params.append((layer.coef, layer.spline_scaler, layer.base_weight if tensors[2] is not None else None,
+                       layer.bias))
+    for group in params:
+        for p in group:
+            if p is not None and (p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)):
+                return None
+    with torch.no_grad():
+        inputs, saved, h = [], [], x
+        for (tensors, grid, order, mode, act) in plan:
+            coef, scale, base, bias = tensors
+            inputs.append(h)
+            h, *basis = torch.ops.kanlab_cpp.fused_forward(h, grid, coef, scale, base, bias, order, mode, act, True)
+            saved.append(basis)
+        if h.shape != y.shape:
+            return None
+        diff = h - y
+        loss = torch.mean(diff ** 2)
+        g = torch.ones((), dtype=h.dtype) / diff.numel() * (2 * diff)  # autograd: mean, then pow backward
+        for i in reversed(range(len(plan))):
+            (coef, scale, base, bias), grid, order, mode, act = plan[i]
+            wanted = [p is not None and p.requires_grad for p in params[i]]
+            outs = torch.ops.kanlab_cpp.fused_backward(g, inputs[i], grid, coef, scale, base, order, mode, act, i > 0,
+                                                       any(wanted[:3]), wanted[3], *saved[i])
+            for p, want, grad in zip(params[i], wanted, outs[1:]):
+                if want:
+                    p.grad = grad if p.grad is None else p.grad + grad
+            g = outs[0]
+    return loss

@@ -31,6 +31,12 @@ class _Incompatible(Exception):
     """Internal signal: this step must run on torch's implementation."""
 
 
+def _sqrt(v):
+    """``sqrt`` rounded as torch's (its vectorised square root is not always correctly rounded; NumPy's is)."""
+    dtype = torch.float32 if isinstance(v, np.float32) else torch.float64
+    return type(v)(torch.tensor(v, dtype=dtype).sqrt().item())
+
+
 def _cubic_minimum(x1, f1, g1, x2, f2, g2, bounds=None):
     """Minimiser of the cubic through (x1, f1) and (x2, f2) with slopes g1, g2, clipped to the
     bounds (their midpoint when there is none).  NumPy scalars stand in for torch's 0-dim
@@ -47,7 +53,7 @@ def _cubic_minimum(x1, f1, g1, x2, f2, g2, bounds=None):
     disc = d1 * d1 - g1 * g2
     if not disc >= 0:
         return (lo + hi) / 2.0
-    d2 = np.sqrt(disc)
+    d2 = _sqrt(disc)
     if x1 <= x2:
         x = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
@@ -284,8 +290,14 @@ class FastLBFGS(torch.optim.LBFGS):
 
         dot: Callable[[np.ndarray, np.ndarray], Any] = np.dot
         if exact:
+            # torch's BLAS sums a dot product in an order that depends on the operands' alignment: copy them
+            # into torch-allocated (64-byte aligned, like torch's own flat vectors) buffers first
+            dot_a, dot_b = torch.empty_like(bufs.g), torch.empty_like(bufs.g)
+
             def dot(a: np.ndarray, b: np.ndarray) -> Any:
-                return to_scalar(torch.dot(from_np(a), from_np(b)).item())
+                dot_a.copy_(from_np(a))
+                dot_b.copy_(from_np(b))
+                return to_scalar(torch.dot(dot_a, dot_b).item())
 
         def gather() -> np.ndarray:
             try:
@@ -302,7 +314,11 @@ class FastLBFGS(torch.optim.LBFGS):
         x_is_params = False
 
         def move_to(step: Any) -> None:  # params <- x + step * d, with torch's fused kernel
-            torch.add(x, bufs.d, alpha=float(step), out=w)
+            if exact:  # per parameter, as torch does: a kernel's vector body and scalar tail may round
+                w.copy_(x)  # differently (FMA contraction), so element positions must match torch's
+                torch._foreach_add_(w_views, bufs.d_views, alpha=float(step))
+            else:
+                torch.add(x, bufs.d, alpha=float(step), out=w)
             foreach_copy_(params, w_views)
 
         evaluated = [False]  # True once torch would have restored x after an evaluation
