@@ -301,13 +301,15 @@ def least_squares_polish(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
     """Levenberg–Marquardt on ``mean((model(x) - y)**2)`` over the trainable parameters, in place.
 
     The Jacobian comes from ``torch.func`` (per-sample reverse mode); parameters it does not reach (masked
-    edges) stay as they are; columns are scaled to unit norm and the damping ``λ·I`` adapts (÷3 after a
-    step that lowers the loss, ×4 while it does not).  Stops after ``iters`` steps, when a step lowers the
-    loss by less than the fraction ``tol``, or when no damping gives a lower loss.  KAN layers evaluate by
+    edges) stay as they are; the steps are :func:`kanlab.train.least_squares.levenberg_marquardt`'s.  Stops
+    after ``iters`` steps, when a step lowers the loss by less than the fraction ``tol``, or when no damping
+    gives a lower loss.  KAN layers evaluate by
     their ``"reference"`` kernel meanwhile (the custom kernels have no functorch rules).  Returns the number
     of steps taken.
     """
     from torch.func import functional_call, jacrev, vmap
+
+    from .train.least_squares import levenberg_marquardt
 
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named or iters <= 0:
@@ -325,44 +327,15 @@ def least_squares_polish(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
         with torch.no_grad():
             return (functional_call(model, unflat(v), (x,)) - y).reshape(-1)
 
+    def jacobian(v: torch.Tensor) -> torch.Tensor:
+        return vmap(jacrev(one), in_dims=(None, 0))(v, x).reshape(y.numel(), -1)
+
     steps = 0
     try:
         for m in kernels:
             m.kernel = "reference"
         v = torch.cat([p.detach().reshape(-1) for _, p in named])
-        r = residual(v)
-        loss = r.square().mean()
-        lam = 1e-6
-        for _ in range(iters):
-            jac = vmap(jacrev(one), in_dims=(None, 0))(v, x).reshape(r.numel(), -1)
-            active = jac.abs().amax(dim=0) > 0
-            if not bool(active.any()):
-                break
-            ja = jac[:, active]
-            norms = ja.square().sum(dim=0).sqrt()
-            js = ja / norms
-            gram, grad = js.T @ js, js.T @ r
-            eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-            new = None
-            while lam < 1e10:
-                chol, info = torch.linalg.cholesky_ex(gram + lam * eye)
-                if int(info) == 0:
-                    step = torch.zeros_like(v)
-                    step[active] = -torch.cholesky_solve(grad[:, None], chol)[:, 0] / norms
-                    r_new = residual(v + step)
-                    loss_new = r_new.square().mean()
-                    if bool(torch.isfinite(loss_new)) and loss_new < loss:
-                        new = (v + step, r_new, loss_new)
-                        break
-                lam *= 4.0
-            if new is None:
-                break
-            gain = float(1 - new[2] / loss)
-            v, r, loss = new
-            lam = max(lam / 3.0, 1e-15)
-            steps += 1
-            if gain < tol:
-                break
+        v, _, steps = levenberg_marquardt(residual, jacobian, v, iters=iters, rtol=tol)
         with torch.no_grad():
             for (_, p), t in zip(named, torch.split(v, sizes)):
                 p.copy_(t.view_as(p))

@@ -132,6 +132,7 @@ def refit_symbolic_constants(model, x: Tensor, y: Tensor, *, iters: int = 50, rt
     """
     from torch.func import functional_call, jvp
 
+    from ..train.least_squares import levenberg_marquardt
     from .symbolic.library import get_primitive
 
     target = y.reshape(len(x), -1).to(x.dtype)
@@ -177,47 +178,18 @@ def refit_symbolic_constants(model, x: Tensor, y: Tensor, *, iters: int = 50, rt
             h = model._nodes(l, functional_call(layer, sub, (h,)))
         return count
 
-    def sse(theta: Tensor) -> float:
+    def jacobian(theta: Tensor) -> Tensor:  # forward mode: one pass per constant
         with torch.no_grad():
-            r = resid(theta)
-        v = float(r @ r)
-        return v if math.isfinite(v) else math.inf
+            return torch.stack([jvp(resid, (theta,), (eye[k],))[1] for k in range(len(slots))], dim=1)
 
     theta = torch.stack([named[k].detach()[idx] for k, idx in slots]).to(torch.float64)
     eye = torch.eye(len(slots), dtype=theta.dtype, device=theta.device)
     was_training = model.training
     model.eval()
-    lam = 1e-3
     try:
-        with torch.no_grad():
-            best, bad = sse(theta), invalid(theta)
-        for _ in range(iters if math.isfinite(best) else 0):
-            with torch.no_grad():
-                r0, cols = None, []
-                for k in range(len(slots)):
-                    r0, col = jvp(resid, (theta,), (eye[k],))
-                    cols.append(col)
-            jac, r0 = torch.stack(cols, dim=1).to(torch.float64), r0.to(torch.float64)
-            if not (torch.isfinite(jac).all() and torch.isfinite(r0).all()):
-                break
-            # Marquardt scaling; the damped step solves [J; sqrt(λ·D)] δ = [-r; 0] by least squares (QR),
-            # which keeps the precision a normal-equations solve would square away
-            scale = (jac * jac).sum(0)
-            scale = scale.clamp_min(1e-12 * float(scale.max()) + 1e-300).sqrt()
-            improved = False
-            for _ in range(8):
-                a = torch.cat([jac, math.sqrt(lam) * torch.diag(scale)])
-                b = torch.cat([-r0, r0.new_zeros(len(slots))])
-                step = torch.linalg.lstsq(a, b[:, None]).solution[:, 0]
-                trial = theta + step.to(theta)
-                v = sse(trial)
-                if v < best and (not restricted or invalid(trial) <= bad):
-                    gain = best - v
-                    theta, best, lam, improved = trial, v, max(lam / 10, 1e-15), True
-                    break
-                lam *= 10
-            if not improved or gain <= rtol * best:
-                break
+        bad = invalid(theta)
+        theta, _, _ = levenberg_marquardt(resid, jacobian, theta, iters=iters, rtol=rtol,
+                                          accept=(lambda t: invalid(t) <= bad) if restricted else None)
     except (RuntimeError, NotImplementedError) as err:  # e.g. a kernel without forward-mode AD
         log.debug("symbolic constant refit skipped: %s", err)
     finally:
