@@ -69,3 +69,24 @@ def test_input_feature_mismatch_is_a_clear_error():
     m = kanlab.KAN([2, 3, 1])
     with pytest.raises(ValueError, match=r"\(\*, 2\)"):
         m(torch.randn(4, 3))
+
+
+def test_widen_grids_keeps_every_function_on_the_old_range():
+    torch.manual_seed(0)
+    model = kanlab.KAN([2, 3], grid_size=6, dtype=torch.float64)  # one layer: its old range is known
+    model.update_grid(torch.randn(300, 2, dtype=torch.float64))
+    inner = model.layers[0].basis.interior_knots().clone()
+    lo, hi = inner[:, 0], inner[:, -1]
+    x = lo + (hi - lo) * torch.rand(200, 2, dtype=torch.float64)  # inside the old range
+    with torch.no_grad():
+        before = model(x)
+    assert model.widen_grids(torch.stack([lo - 0.5, hi + 0.5]), 0.1) == [0]
+    after = model.layers[0].basis.interior_knots()
+    assert torch.equal(after[:, 1:-1], inner[:, 1:-1])  # only the end knots move
+    span = (hi + 0.5) - (lo - 0.5)
+    torch.testing.assert_close(after[:, 0], lo - 0.5 - 0.1 * span)
+    torch.testing.assert_close(after[:, -1], hi + 0.5 + 0.1 * span)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before, rtol=1e-9, atol=1e-10)
+    deep = kanlab.KAN([2, 3, 1], grid_size=4, dtype=torch.float64)
+    assert deep.widen_grids(torch.rand(10, 2, dtype=torch.float64), 0.02) == [0, 1]  # layer by layer

@@ -232,37 +232,6 @@ class _PolishAtEnd(Callback):
             self.result = _polish(state.model, self.data, self.job, widen=self.widen)
 
 
-def _widen_grids(model: KAN, x: torch.Tensor, margin: float) -> list[int]:
-    """Move the two end knots of every B-spline layer outwards by ``margin`` of its range (the range of its
-    knots and of its training inputs ``x``, propagated layer by layer), keeping every edge's function.
-
-    Only the end knots move, so the splines keep their breakpoints: on the old range the new spline space is the
-    old one (the transfer is exact, up to rounding), and over the margin each edge continues its last polynomial
-    piece instead of the tangent line that B-spline layers extrapolate with.  Returns the indices of the layers
-    widened (other bases are left alone)."""
-    from .basis import BSpline
-    from .basis.refit import least_squares_refit
-
-    widened = []
-    with torch.no_grad():
-        for l, layer in enumerate(model.layers):
-            basis = layer.basis
-            if type(basis) is BSpline:
-                inner = basis.interior_knots()  # (in, G+1)
-                lo = torch.minimum(inner[:, 0], x.amin(dim=0).to(inner.dtype))
-                hi = torch.maximum(inner[:, -1], x.amax(dim=0).to(inner.dtype))
-                new = inner.clone()
-                new[:, 0], new[:, -1] = lo - margin * (hi - lo), hi + margin * (hi - lo)
-                t = torch.linspace(0, 1, 8 * basis.num_functions + 64, dtype=inner.dtype, device=inner.device)
-                samples = inner[:, 0] + (inner[:, -1] - inner[:, 0]) * t[:, None]  # the old range: (n, in)
-                old_values = basis(samples)
-                basis.grid = basis._extend(new).contiguous()
-                layer.coef.data = least_squares_refit(old_values, layer.coef, basis(samples))
-                widened.append(l)
-            x = model._nodes(l, layer(x))
-    return widened
-
-
 def _polish(model: nn.Module, data: dict, job: FitJob, *, widen: bool) -> dict[str, Any]:
     """Widen the B-spline grids (``job.grid_margin``) and run :func:`least_squares_polish` on the training data;
     puts the model back when that does not lower the training RMSE.  Returns what it did for the result."""
@@ -277,7 +246,8 @@ def _polish(model: nn.Module, data: dict, job: FitJob, *, widen: bool) -> dict[s
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     out: dict[str, Any] = {"train_rmse_before": before}
     try:
-        if widen and job.grid_margin > 0 and _widen_grids(model, x, job.grid_margin):
+        widens = widen and job.grid_margin > 0 and hasattr(model, "widen_grids")
+        if widens and model.widen_grids(x, job.grid_margin):
             out["grid_margin"] = job.grid_margin
         out["iterations"] = least_squares_polish(model, x, y, iters=job.polish_iters)
     except (RuntimeError, NotImplementedError, ValueError) as err:  # e.g. a basis functorch cannot transform

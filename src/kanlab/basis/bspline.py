@@ -288,6 +288,27 @@ class BSpline(Basis):
         steps = torch.arange(1, k + 1, dtype=interior.dtype, device=interior.device)
         return torch.cat([interior[:, :1] - h * steps.flip(0), interior, interior[:, -1:] + h * steps], dim=1)
 
+    def widen(self, x: Tensor, margin: float, coef: Tensor) -> Tensor:
+        """Move the two end knots outwards to ``margin`` of the range beyond both the grid range and the
+        samples ``x (N, in)``, keeping every other knot; returns the transferred ``coef (out, in, K)``.
+
+        The splines keep their breakpoints, so on the old range the new spline space contains the old one (the
+        transfer is exact up to rounding), and over the margin each edge continues its last polynomial piece
+        instead of the tangent line it extrapolates with.
+        """
+        self._check_input(x)
+        inner = self.interior_knots()  # (in, G+1)
+        x = x.reshape(-1, self.in_features).to(inner.dtype)
+        lo = torch.minimum(inner[:, 0], x.amin(dim=0))
+        hi = torch.maximum(inner[:, -1], x.amax(dim=0))
+        new = inner.clone()
+        new[:, 0], new[:, -1] = lo - margin * (hi - lo), hi + margin * (hi - lo)
+        t = torch.linspace(0, 1, 8 * self.num_functions + 64, dtype=inner.dtype, device=inner.device)
+        samples = inner[:, 0] + (inner[:, -1] - inner[:, 0]) * t[:, None]  # the old range: (n, in)
+        old_values = self(samples)
+        self.grid = self._extend(new).to(self.grid.dtype).contiguous()
+        return least_squares_refit(old_values, coef, self(samples))
+
     def interior_knots(self) -> Tensor:
         """The ``G + 1`` knots on the grid range, per feature: ``(in, G + 1)``."""
         k = self.order

@@ -351,6 +351,13 @@ class KANLinear(nn.Module):
         self.coef.data = new
 
     @torch.no_grad()
+    def widen_grid(self, x: Tensor, margin: float) -> None:
+        """Move the basis' end knots out to ``margin`` beyond the grid range and the samples ``x (N, in)``,
+        keeping every edge's function (B-spline bases: see :meth:`~kanlab.basis.BSpline.widen`)."""
+        self._check(x)
+        self.coef.data = self.basis.widen(x.reshape(-1, self.in_features), margin, self.coef)
+
+    @torch.no_grad()
     def refine(self, grid_size: int) -> None:
         """Grid extension: a finer grid, coefficients transferred by least squares.
 

@@ -133,6 +133,20 @@ class KAN(nn.Module):
             x = self._nodes(l, layer(x))
 
     @torch.no_grad()
+    def widen_grids(self, x: Tensor, margin: float) -> list[int]:
+        """Widen each B-spline layer's grid (see :meth:`KANLinear.widen_grid`) to the activations reaching it,
+        layer by layer; returns the indices of the layers widened."""
+        from ..basis.bspline import BSpline
+
+        widened = []
+        for l, layer in enumerate(self.layers):
+            if type(layer.basis) is BSpline:
+                layer.widen_grid(x, margin)
+                widened.append(l)
+            x = self._nodes(l, layer(x))
+        return widened
+
+    @torch.no_grad()
     def refine(self, grid_size: int) -> None:
         """Grid extension of every grid-based layer (replaces ``coef`` Parameters: rebuild optimizers)."""
         for layer in self.layers:
