@@ -305,7 +305,8 @@ def least_squares_polish(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
         for m in kernels:
             m.kernel = "reference"
         v = torch.cat([p.detach().reshape(-1) for _, p in named])
-        v, _, steps = levenberg_marquardt(residual, jacobian, v, iters=iters, rtol=tol)
+        # normal equations: the same bits on any thread count (a resumed fit must end bit-identical)
+        v, _, steps = levenberg_marquardt(residual, jacobian, v, iters=iters, rtol=tol, normal_equations=True)
         with torch.no_grad():
             for (_, p), t in zip(named, torch.split(v, sizes)):
                 p.copy_(t.view_as(p))

@@ -19,7 +19,8 @@ __all__ = ["levenberg_marquardt"]
 
 def levenberg_marquardt(residual: Callable[[Tensor], Tensor], jacobian: Callable[[Tensor], Tensor], theta: Tensor,
                         *, iters: int, rtol: float, lam: float = 1e-3, tries: int = 8,
-                        accept: Optional[Callable[[Tensor], bool]] = None) -> tuple[Tensor, float, int]:
+                        accept: Optional[Callable[[Tensor], bool]] = None,
+                        normal_equations: bool = False) -> tuple[Tensor, float, int]:
     """Minimise ``‖residual(θ)‖²`` from ``theta`` (1-D, float64 recommended).
 
     Arguments:
@@ -27,6 +28,10 @@ def levenberg_marquardt(residual: Callable[[Tensor], Tensor], jacobian: Callable
         iters: at most this many accepted steps.  rtol: stop when a step lowers the sum of squares by less than
             this fraction.  lam: initial damping.  tries: damping increases (×10) per iteration before giving
             up.  accept: an extra condition a trial point must meet (e.g. a domain), besides a lower sum.
+        normal_equations: solve the damped normal equations by Cholesky instead of the augmented system by QR:
+            less precise (the condition number is squared) but the same bits whatever the thread count, which a
+            bit-identical resume of a training run needs; QR (LAPACK's blocked least squares) may round
+            differently with another number of threads.
 
     Each step solves ``[J; √λ·D] δ = [-r; 0]`` by least squares (QR keeps the precision the normal equations
     would square away), ``D`` the column norms (Marquardt scaling; columns that are all zero stay fixed).  A
@@ -51,12 +56,23 @@ def levenberg_marquardt(residual: Callable[[Tensor], Tensor], jacobian: Callable
         if not bool(active.any()):
             break
         ja, scale = jac[:, active], norms[active]
+        if normal_equations:  # columns scaled to unit norm: J'J has a unit diagonal, λ·I is Marquardt's damping
+            js = ja / scale
+            gram, rhs = js.T @ js, -(js.T @ r0)
+            eye = torch.eye(len(scale), dtype=gram.dtype, device=gram.device)
         improved = False
         for _ in range(tries):
-            a = torch.cat([ja, math.sqrt(lam) * torch.diag(scale)])
-            b = torch.cat([-r0, r0.new_zeros(len(scale))])
             step = torch.zeros_like(theta)
-            step[active] = torch.linalg.lstsq(a, b[:, None]).solution[:, 0].to(theta)
+            if normal_equations:
+                chol, info = torch.linalg.cholesky_ex(gram + lam * eye)
+                if int(info) != 0:
+                    lam *= 10
+                    continue
+                step[active] = (torch.cholesky_solve(rhs[:, None], chol)[:, 0] / scale).to(theta)
+            else:
+                a = torch.cat([ja, math.sqrt(lam) * torch.diag(scale)])
+                b = torch.cat([-r0, r0.new_zeros(len(scale))])
+                step[active] = torch.linalg.lstsq(a, b[:, None]).solution[:, 0].to(theta)
             trial = theta + step
             v = sse(trial)
             if v < best and (accept is None or accept(trial)):
