@@ -161,15 +161,22 @@ def _fusable(basis, x: Tensor) -> bool:
     return _is_spline(basis, x) and basis.extrapolate in MODES
 
 
+def _fused_act_kind(basis, x: Tensor, tensors, act) -> int | None:
+    """The fused kernel's activation code (0 without a base branch) when it can run ``tensors = (coef, scale,
+    base or None, bias or None)``: plain eager CPU tensors of ``x``'s dtype with the extension loaded, not
+    exporting, a base activation it computes itself; else None (the ``"dense"`` path computes the same)."""
+    act_kind = 0 if tensors[2] is None else _FUSED_ACTS.get(act)
+    if (act_kind is None or any(t is not None and t.dtype != x.dtype for t in tensors)
+            or not ops._plain(x, *tensors) or not ops.uses_extension(x, basis.order) or _exporting()):
+        return None
+    return act_kind
+
+
 @register_kernel("fused", _fusable, "one C++ call per layer and direction: basis, base branch, contraction and "
                  "bias together (small B-spline layers)", adds_bias=True)
 def _fused(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
-    act_kind = 0 if base_weight is None else _FUSED_ACTS.get(act)
-    dtype = x.dtype
-    if (act_kind is None or coef.dtype != dtype or scale.dtype != dtype
-            or (base_weight is not None and base_weight.dtype != dtype) or (bias is not None and bias.dtype != dtype)
-            or not ops._plain(x, coef, scale, base_weight, bias) or not ops.uses_extension(x, basis.order)
-            or _exporting()):
+    act_kind = _fused_act_kind(basis, x, (coef, scale, base_weight, bias), act)
+    if act_kind is None:
         out = _dense(x, basis, coef, scale, base_weight, act)
         return out if bias is None else out + bias
 

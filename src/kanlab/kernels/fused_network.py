@@ -19,8 +19,7 @@ from torch import Tensor
 from torch.nn.modules import module as _module
 
 from ..layers.activations import get_activation
-from . import ops
-from .dispatch import _FUSED_ACTS, _exporting, _resolve
+from .dispatch import _exporting, _fused_act_kind, _resolve
 from .fused import MODES
 
 __all__ = ["fused_network"]
@@ -48,38 +47,55 @@ def _plan(model, x: Tensor) -> Optional[list[tuple]]:
         if _resolve(layer.kernel, basis, x, layer.coef).name != "fused":
             return None
         has_base = layer.base_activation != "zero"
-        act = 0
-        if has_base:
-            act = _FUSED_ACTS.get(get_activation(layer.base_activation))
-            if act is None:
-                return None
         if layer._all_numeric():
             scale, base = layer.spline_scaler, layer.base_weight
         else:
             mask = layer.numeric_mask()
             scale, base = layer.spline_scaler * mask, layer.base_weight * mask
         tensors = (layer.coef, scale, base if has_base else None, layer.bias)
-        for t in tensors:
-            if t is not None and t.dtype != x.dtype:
-                return None
+        act = _fused_act_kind(basis, x, tensors, get_activation(layer.base_activation) if has_base else None)
+        if act is None:  # compiling, a functorch transform, another device or dtype, another activation
+            return None
         plan.append((tensors, basis.grid.to(x.dtype), basis.order, MODES[basis.extrapolate], act))
-    if not (ops.uses_extension(x, max(p[2] for p in plan))
-            and ops._plain(x, *(t for tensors, *_ in plan for t in tensors))):
-        return None  # compiling, a functorch transform, a tensor subclass or another device
     return plan
+
+
+def _forward_chain(plan, x: Tensor, flat, save: bool) -> tuple[Tensor, list[Tensor], list]:
+    """Run the layers' fused forwards: ``(output, each layer's input, each layer's kept basis or None)``;
+    ``flat`` holds ``(coef, scale, base, bias)`` of every layer in order."""
+    inputs, saved, h = [], [], x
+    for i, (_, grid, order, mode, act) in enumerate(plan):
+        coef, scale, base, bias = flat[4 * i: 4 * i + 4]
+        inputs.append(h)
+        h, *basis = torch.ops.kanlab_cpp.fused_forward(h, grid, coef, scale, base, bias, order, mode, act, save)
+        saved.append(basis if save else None)
+    return h, inputs, saved
+
+
+def _backward_chain(plan, inputs, flat, saved, grad: Tensor, need_input: bool, need) -> tuple:
+    """The layers' fused backwards in reverse for ``grad`` of the output: ``(input gradient or None, gradients
+    of ``flat`` (None where ``need`` is False))``."""
+    grads: list = [None] * len(flat)
+    g = grad.contiguous()
+    for i in reversed(range(len(plan))):
+        _, grid, order, mode, act = plan[i]
+        coef, scale, base, bias = flat[4 * i: 4 * i + 4]
+        want = need[4 * i: 4 * i + 4]
+        outs = torch.ops.kanlab_cpp.fused_backward(g, inputs[i], grid, coef, scale, base, order, mode, act,
+                                                   i > 0 or need_input, any(want[:3]), want[3],
+                                                   *(saved[i] or (None,) * 5))
+        for j in range(4):
+            if want[j]:
+                grads[4 * i + j] = outs[1 + j]
+        g = outs[0]
+    return (g if need_input else None), grads
 
 
 class _FusedNetwork(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, plan, composite, save, *flat):
-        inputs, saved = [], []
-        h = x
-        for i, (_, grid, order, mode, act) in enumerate(plan):
-            coef, scale, base, bias = flat[4 * i: 4 * i + 4]
-            inputs.append(h)
-            h, *basis = torch.ops.kanlab_cpp.fused_forward(h, grid, coef, scale, base, bias, order, mode, act, save)
-            saved.append(basis if save else None)
-        ctx.save_for_backward(*inputs, *[t for t in flat])
+        h, inputs, saved = _forward_chain(plan, x, flat, save)
+        ctx.save_for_backward(*inputs, *flat)
         ctx.plan, ctx.composite, ctx.basis, ctx.n = plan, composite, saved, len(plan)
         return h
 
@@ -99,24 +115,8 @@ class _FusedNetwork(torch.autograd.Function):
             for (pos, _), g in zip(wanted, grads):
                 result[pos] = g
             return tuple(result)
-        result = [None] * (4 + len(flat))
-        g = grad.contiguous()
-        for i in reversed(range(n)):
-            _, grid, order, mode, act = ctx.plan[i]
-            coef, scale, base, bias = flat[4 * i: 4 * i + 4]
-            need_w = any(need[4 + 4 * i: 4 + 4 * i + 3])
-            need_x = i > 0 or need[0]
-            basis = ctx.basis[i] or (None,) * 5
-            gx, gc, gs, gb, gbias = torch.ops.kanlab_cpp.fused_backward(
-                g, inputs[i], grid, coef, scale, base, order, mode, act, need_x, need_w,
-                need[4 + 4 * i + 3], *basis)
-            for j, t in enumerate((gc, gs, gb, gbias)):
-                if need[4 + 4 * i + j]:
-                    result[4 + 4 * i + j] = t
-            if i == 0:
-                result[0] = gx if need[0] else None
-            g = gx
-        return tuple(result)
+        gx, grads = _backward_chain(ctx.plan, inputs, flat, ctx.basis, grad, need[0], need[4:])
+        return (gx, None, None, None, *grads)
 
 
 def fused_network(model, x: Tensor) -> Optional[Tensor]:
@@ -173,25 +173,17 @@ def fused_mse_step(model, x: Tensor, y: Tensor) -> Optional[Tensor]:
         for p in group:
             if p is not None and (p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)):
                 return None
+    flat = [t for tensors, *_ in plan for t in tensors]
     with torch.no_grad():
-        inputs, saved, h = [], [], x
-        for (tensors, grid, order, mode, act) in plan:
-            coef, scale, base, bias = tensors
-            inputs.append(h)
-            h, *basis = torch.ops.kanlab_cpp.fused_forward(h, grid, coef, scale, base, bias, order, mode, act, True)
-            saved.append(basis)
+        h, inputs, saved = _forward_chain(plan, x, flat, True)
         if h.shape != y.shape:
             return None
         diff = h - y
         loss = torch.mean(diff ** 2)
         g = torch.ones((), dtype=h.dtype) / diff.numel() * (2 * diff)  # autograd: mean, then pow backward
-        for i in reversed(range(len(plan))):
-            (coef, scale, base, bias), grid, order, mode, act = plan[i]
-            wanted = [p is not None and p.requires_grad for p in params[i]]
-            outs = torch.ops.kanlab_cpp.fused_backward(g, inputs[i], grid, coef, scale, base, order, mode, act, i > 0,
-                                                       any(wanted[:3]), wanted[3], *saved[i])
-            for p, want, grad in zip(params[i], wanted, outs[1:]):
-                if want:
-                    p.grad = grad if p.grad is None else p.grad + grad
-            g = outs[0]
+        wanted = [p is not None and p.requires_grad for group in params for p in group]
+        _, grads = _backward_chain(plan, inputs, flat, saved, g, False, wanted)
+        for p, grad in zip((p for group in params for p in group), grads):
+            if grad is not None:
+                p.grad = grad if p.grad is None else p.grad + grad
     return loss
