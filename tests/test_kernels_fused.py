@@ -277,6 +277,39 @@ def test_direct_mse_step_equals_backward_bit_for_bit(dtype):
             assert torch.equal(a, p.grad)
 
 
+def test_direct_mse_step_cache_reuses_the_plan_only_for_the_same_batch(monkeypatch):
+    import kanlab.kernels.fused_network as fn
+    from kanlab.kernels import use_kernel
+
+    torch.manual_seed(1)
+    model = KAN([2, 4, 1], grid_size=5, dtype=torch.float64)
+    x, y = torch.randn(300, 2, dtype=torch.float64), torch.randn(300, 1, dtype=torch.float64)
+    x2, y2 = x[:100].clone(), y[:100].clone()
+    calls = []
+    real = fn._mse_prepare
+    monkeypatch.setattr(fn, "_mse_prepare", lambda *a: calls.append(1) or real(*a))
+    with use_kernel("fused"):
+        expected = []
+        for xb, yb in ((x, y), (x2, y2)):
+            model.zero_grad(set_to_none=True)
+            loss = fn.fused_mse_step(model, xb, yb)
+            expected.append([loss] + [p.grad for p in model.parameters()])
+        cache: dict = {}
+        for xb, yb, ref in ((x, y, expected[0]), (x, y, expected[0]), (x2, y2, expected[1])):
+            with torch.no_grad():  # parameter values may change between cached calls: nothing is kept of them
+                for p in model.parameters():
+                    p.mul_(1.0)
+            model.zero_grad(set_to_none=True)
+            got = [fn.fused_mse_step(model, xb, yb, cache)] + [p.grad for p in model.parameters()]
+            assert all(torch.equal(a, b) for a, b in zip(ref, got))
+        with torch.no_grad():
+            model.layers[0].coef.add_(0.5)
+        model.zero_grad(set_to_none=True)
+        moved = fn.fused_mse_step(model, x2, y2, cache)
+        assert not torch.equal(moved, expected[1][0])  # new values are used, with the cached plan
+    assert len(calls) == 2 + 2  # two uncached calls, then one per distinct batch
+
+
 def test_direct_mse_step_declines_what_it_cannot_do():
     from kanlab import MLP
     from kanlab.kernels import use_kernel
@@ -305,7 +338,7 @@ def test_fit_with_and_without_the_direct_step_is_identical(monkeypatch):
     histories = []
     for direct in (True, False):
         if not direct:
-            monkeypatch.setattr(loop, "fused_mse_step", lambda *a: None)
+            monkeypatch.setattr(loop, "fused_mse_step", lambda *a, **k: None)
         torch.manual_seed(3)
         model = KAN([2, 3, 1], grid_size=4, dtype=torch.float64)
         with use_kernel("fused"):

@@ -147,7 +147,7 @@ def _layer_composite(layer, h, coef, scale, base, bias):
     return out if bias is None else out + bias
 
 
-def fused_mse_step(model, x: Tensor, y: Tensor) -> Optional[Tensor]:
+def fused_mse_step(model, x: Tensor, y: Tensor, cache: Optional[dict] = None) -> Optional[Tensor]:
     """``torch.mean((model(x) - y) ** 2)`` and its parameter gradients (accumulated into ``.grad`` as
     ``backward()`` would), computed by the fused kernels directly, without building an autograd graph; or None
     (nothing done) when that does not apply: the network does not run as one node (see :func:`fused_network`),
@@ -157,33 +157,58 @@ def fused_mse_step(model, x: Tensor, y: Tensor) -> Optional[Tensor]:
     ``∂loss/∂pred = (1/n)·(2·(pred - y))`` rounded as autograd's mean and pow backward do).  This is the
     per-evaluation path of :func:`kanlab.fit`'s default MSE loss: the engine, the loss's three backward nodes and
     the ``autograd.Function`` overhead cost as much as a small network's kernels.
+
+    ``cache``: a dict the caller keeps for as long as only parameter *values* change — :func:`kanlab.fit` passes
+    one per optimizer step, whose line search evaluates the same batch twenty-odd times.  The checks above and
+    the kernel plan are then made on the first call and reused (they cost a quarter of a small network's
+    evaluation); a call with other ``x`` or ``y`` tensors makes them afresh.
     """
-    if not torch.is_grad_enabled() or y.dim() != 2 or not hasattr(model, "width_pairs"):
+    if not torch.is_grad_enabled():
+        return None
+    entry = cache.get("mse") if cache is not None else None
+    if entry is not None and entry[0] is x and entry[1] is y:
+        prepared = entry[2]
+    else:
+        prepared = _mse_prepare(model, x, y)
+        if cache is not None:
+            cache["mse"] = (x, y, prepared)
+    if prepared is None:
+        return None
+    plan, flat, params, wanted, two_over_n = prepared
+    with torch.no_grad():
+        h, inputs, saved = _forward_chain(plan, x, flat, True)
+        diff = h - y
+        loss = torch.mean(diff ** 2)
+        # autograd rounds fl(fl(1/n) · 2·diff); 2·diff and 2·fl(1/n) are exact, so this is the same number
+        g = diff * two_over_n
+        _, grads = _backward_chain(plan, inputs, flat, saved, g, False, wanted)
+        for p, grad in zip(params, grads):
+            if grad is not None:
+                p.grad = grad if p.grad is None else p.grad + grad
+    return loss
+
+
+def _mse_prepare(model, x: Tensor, y: Tensor) -> Optional[tuple]:
+    """:func:`fused_mse_step`'s checks and plan: ``(plan, flat tensors, parameters in the same order (None where
+    a layer has no base branch), wanted flags, 2·fl(1/n) as a float)``, or None when the step does not apply."""
+    if (y.dim() != 2 or not hasattr(model, "width_pairs") or x.requires_grad or y.requires_grad
+            or y.dtype != x.dtype or y.device != x.device):
         return None
     plan = _plan(model, x)
-    if plan is None or x.requires_grad:
+    if plan is None:
         return None
     params = []
     for layer, (tensors, *_) in zip(model.layers, plan):
         if tensors[1] is not layer.spline_scaler:  # masked weights: products the engine differentiates
             return None
-        params.append((layer.coef, layer.spline_scaler, layer.base_weight if tensors[2] is not None else None,
-                       layer.bias))
-    for group in params:
-        for p in group:
-            if p is not None and (p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)):
-                return None
+        params += [layer.coef, layer.spline_scaler, layer.base_weight if tensors[2] is not None else None,
+                   layer.bias]
+    if any(p is not None and (p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None))
+           for p in params):
+        return None
+    if tuple(y.shape) != (x.shape[0], plan[-1][0][0].shape[0]):  # the output's shape (N, out) differs from y's
+        return None
     flat = [t for tensors, *_ in plan for t in tensors]
-    with torch.no_grad():
-        h, inputs, saved = _forward_chain(plan, x, flat, True)
-        if h.shape != y.shape:
-            return None
-        diff = h - y
-        loss = torch.mean(diff ** 2)
-        g = torch.ones((), dtype=h.dtype) / diff.numel() * (2 * diff)  # autograd: mean, then pow backward
-        wanted = [p is not None and p.requires_grad for group in params for p in group]
-        _, grads = _backward_chain(plan, inputs, flat, saved, g, False, wanted)
-        for p, grad in zip((p for group in params for p in group), grads):
-            if grad is not None:
-                p.grad = grad if p.grad is None else p.grad + grad
-    return loss
+    wanted = [p is not None and p.requires_grad for p in params]
+    one_over_n = (torch.ones((), dtype=y.dtype) / y.numel()).item()  # rounded in y's dtype, as autograd's mean
+    return plan, flat, params, wanted, 2.0 * one_over_n

@@ -303,13 +303,14 @@ def fit(model: nn.Module, data: Any, *, steps: int = 100, optimizer: str = "lbfg
                 xb, yb = next_batch()
                 while True:  # one step; repeated only after a divergence with on_divergence="reduce_lr"
                     reg_value = [torch.zeros(())]
+                    mse_cache: dict = {}  # fused_mse_step's checks and plan, made once per step
 
                     def closure() -> Tensor:
                         for group in opt.param_groups:  # opt.zero_grad(set_to_none=True), without its
                             for p in group["params"]:   # dispatch wrappers (~50 µs a call, as much as a
                                 p.grad = None           # small model's forward)
                         if direct_mse:  # a small KAN on the default loss: loss and gradients in one pass
-                            loss = fused_mse_step(model, xb, yb)
+                            loss = fused_mse_step(model, xb, yb, mse_cache)
                             if loss is not None:
                                 return loss
                         pred = net(xb)
