@@ -215,6 +215,34 @@ def test_pinn_style_input_derivatives_match_reference(kernel):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.skipif(not extension_available(), reason="C++ kernels not built")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("order", [0, 1, 2, 3, 4, 5, 7])
+def test_cpp_weight_only_backward_matches_dense_formulas(dtype, order):
+    """The weight-only backward (an input that needs no gradient) sums runs of samples that share a window in
+    registers: every compile-time window size and a run-time one (order 7), output counts that fill whole
+    register chunks and leave a tail, many samples per window (G = 4) and few (G = 60), and samples whose
+    values are all zero (outside a "zero"-extrapolated grid) skipped even where their gradient is infinite."""
+    gen = torch.Generator().manual_seed(order)
+    for g, n_out in ((4, 70), (60, 41)):
+        n, n_in, k = 300, 5, order
+        grid = _grid("nonuniform", n_in, g, k, gen)
+        x = torch.rand(n, n_in, dtype=torch.float64, generator=gen) * 3.6 - 1.8
+        v, first = torch_impl.bspline_local(x, grid, k, 0)
+        v[:7] = 0  # as outside the knot span with extrapolate="zero"
+        grad = torch.randn(n, n_out, dtype=torch.float64, generator=gen)
+        grad[:3, 0] = float("inf")
+        coef = torch.randn(n_out, n_in, g + k, dtype=torch.float64, generator=gen)
+        scale = torch.rand(n_out, n_in, dtype=torch.float64, generator=gen)
+        dense = torch.zeros(n, n_in, g + k, dtype=torch.float64).scatter(-1, first[..., None] + torch.arange(k + 1), v)
+        g_w = (grad[7:].t() @ dense[7:].reshape(n - 7, -1)).reshape(n_out, n_in, g + k)
+        _, g_coef, g_scale = torch.ops.kanlab_cpp.local_backward(grad.to(dtype), v.to(dtype), first, coef.to(dtype),
+                                                               scale.to(dtype), False, True)
+        tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(g_coef.double(), g_w * scale[..., None], **tol)
+        torch.testing.assert_close(g_scale.double(), (g_w * coef).sum(-1), **tol)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_local_contraction_ops_match_between_implementations(impl):
     gen = torch.Generator().manual_seed(4)

@@ -253,6 +253,53 @@ inline void backward_rows(const T* __restrict g, const T* __restrict sc, const T
   }
 }
 
+// The weight-gradient share of samples q = 0..cnt-1 that all start at the same knot interval (a run of the
+// feature's sorted list): acc[r, o] += v_q[r] * g[n_q, o], in sample order, with the k + 1 accumulator rows
+// held in registers across the run, a chunk of outputs at a time (the per-sample version stores every row
+// after every sample: a store-bound loop).  Samples whose values are all zero are skipped, as there.
+template <typename T, int R>
+inline void accumulate_run(const T* __restrict g, const int32_t* __restrict smp, const T* __restrict vals,
+                           int64_t cnt, T* __restrict acc, int64_t O) {
+  constexpr int64_t CH = 256 / sizeof(T);  // 4 vector registers per row (AVX-512)
+  for (int64_t o0 = 0; o0 < O; o0 += CH) {
+    const int64_t w = std::min(CH, O - o0);
+    if (w == CH) {
+      T a[R][CH];
+      for (int r = 0; r < R; ++r)
+#pragma omp simd
+        for (int64_t o = 0; o < CH; ++o) a[r][o] = acc[r * O + o0 + o];
+      for (int64_t q = 0; q < cnt; ++q) {
+        const T* vq = vals + q * R;
+        bool any = false;
+        for (int r = 0; r < R; ++r) any |= (vq[r] != T(0));
+        if (!any) continue;
+        const T* __restrict gr = g + (int64_t)smp[q] * O + o0;
+        for (int r = 0; r < R; ++r) {
+          const T c = vq[r];
+#pragma omp simd
+          for (int64_t o = 0; o < CH; ++o) a[r][o] += c * gr[o];
+        }
+      }
+      for (int r = 0; r < R; ++r)
+#pragma omp simd
+        for (int64_t o = 0; o < CH; ++o) acc[r * O + o0 + o] = a[r][o];
+    } else {
+      for (int64_t q = 0; q < cnt; ++q) {
+        const T* vq = vals + q * R;
+        bool any = false;
+        for (int r = 0; r < R; ++r) any |= (vq[r] != T(0));
+        if (!any) continue;
+        const T* __restrict gr = g + (int64_t)smp[q] * O + o0;
+        for (int r = 0; r < R; ++r) {
+          const T c = vq[r];
+#pragma omp simd
+          for (int64_t o = 0; o < w; ++o) acc[r * O + o0 + o] += c * gr[o];
+        }
+      }
+    }
+  }
+}
+
 // Group [i0, i1)'s gradient accumulators acc (rows (i - i0) * K + j, O columns; sum_n v * g) written out:
 //   gcoef[o, i, j] = scale[o, i] * acc[(i - i0) * K + j, o],  gscale[o, i] = sum_j coef[o, i, j] * acc[.., o].
 // Blocks of 8 destination rows o are written as contiguous runs (8 x 8 register transposes for float) while
@@ -363,6 +410,17 @@ void local_backward_impl(const T* g, const T* v, const int64_t* first, const T* 
         const int32_t* smp = lists.sample.data() + i * N;
         const int32_t* st = lists.start.data() + i * N;
         const T* vals = lists.values.data() + i * N * Rd;
+        if constexpr (R > 0) {
+          if (!need_v) {  // weight gradients only: runs of samples sharing a window, rows kept in registers
+            for (int64_t s = 0; s < N;) {
+              int64_t e = s + 1;
+              while (e < N && st[e] == st[s]) ++e;
+              accumulate_run<T, R>(g, smp + s, vals + s * R, e - s, acc + (int64_t)st[s] * O, O);
+              s = e;
+            }
+            continue;
+          }
+        }
         for (int64_t s = 0; s < N; ++s) {
           const int64_t n = smp[s];
           if (s + 2 < N) __builtin_prefetch(g + (int64_t)smp[s + 2] * O);
