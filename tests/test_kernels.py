@@ -270,11 +270,13 @@ def test_local_contraction_ops_match_between_implementations(impl):
 @pytest.mark.skipif(not extension_available(), reason="C++ kernels not built")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_cpp_contraction_with_many_feature_groups_matches_dense_formulas(dtype, threads):
+@pytest.mark.parametrize("n_out", [41, 130])
+def test_cpp_contraction_with_many_feature_groups_matches_dense_formulas(dtype, threads, n_out):
     """Large grids split the features into several groups (slabs of K x out no longer fit the cache budget);
-    sizes that are not multiples of the 8 x 8 transpose tiles; one and two threads; every need_v/need_w mix."""
+    sizes that are not multiples of the 8 x 8 transpose tiles; one and two threads (with 130 outputs and two
+    threads the forward gives each thread its own block of outputs); every need_v/need_w mix."""
     gen = torch.Generator().manual_seed(11)
-    n, n_in, n_out, k, g = 53, 37, 41, 3, 200
+    n, n_in, k, g = 53, 37, 3, 200
     grid = _grid("uniform", n_in, g, k, gen)
     x = torch.rand(n, n_in, dtype=torch.float64, generator=gen) * 2 - 1
     v, first = torch_impl.bspline_local(x, grid, k, 0)
