@@ -299,7 +299,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-pykan", dest="pykan", action="store_false")
     p.add_argument("--pykan-grids", default=None, help="grid sizes with a pykan row (default: all; quick: 5)")
     p.add_argument("--no-memory", dest="memory", action="store_false")
-    p.add_argument("--e2e", action="store_true", help="also time the demo fit against pykan's fit")
+    p.add_argument("--e2e", action="store_true",
+                   help="also time the demo fit against pykan's fit (once per --threads count)")
     p.add_argument("--e2e-steps", type=int, default=40)
     p.add_argument("--e2e-width", default="2,5,1", help="network widths of the end-to-end fit (2 inputs)")
     p.add_argument("--e2e-points", type=int, default=1000, help="training points of the end-to-end fit")
@@ -339,15 +340,21 @@ def main(argv=None) -> int:
                     print(f"\n## {shape} {'→'.join(map(str, widths))}, batch {batch}, {mode}, {threads} thread(s)\n")
                     print("| G | row | wall ms | cpu ms | wall / floor | cpu / floor |")
                     print("|---|---|---|---|---|---|")
+                    auto_ms = {}
                     for grid in grids:
                         res = time_case(widths, grid, batch, mode, args, args.device)
                         floor_w, floor_c, _ = res["GEMM floor"]
                         auto = auto_path(widths, grid, batch, args.device)
+                        auto_ms[grid] = res[f"kanlab {auto}"][0]
                         for name, (w, c, n) in res.items():
                             mark = " ←auto" if name == f"kanlab {auto}" else ""
                             star = "*" if n < args.reps else ""
                             print(f"| {grid} | {name}{mark}{star} | {w:.1f} | {c:.1f} | {w / floor_w:.2f} | "
                                   f"{c / floor_c:.2f} |", flush=True)
+                    if len(auto_ms) > 1:  # how the auto path's time grows with the grid (the flatness ratio)
+                        lo, hi = min(auto_ms), max(auto_ms)
+                        print(f"\nkanlab auto: time(G={hi}) / time(G={lo}) = {auto_ms[hi] / auto_ms[lo]:.2f} "
+                              f"(wall, medians above)", flush=True)
     if args.memory and args.device == "cpu":
         cases = [(SHAPES[s], g, b, name) for s in shapes for b in batches for g in grids
                  for name in ("efficient-kan formulation", "kanlab dense", "kanlab local")]
@@ -362,10 +369,11 @@ def main(argv=None) -> int:
                             ("efficient-kan formulation", "kanlab dense", "kanlab local")]
                     cells = " | ".join("?" if v is None else f"{v / 2**20:.1f}" for v in vals)
                     print(f"| {s} | {b} | {g} | {cells} |")
-    if args.e2e:
-        torch.set_num_threads(int(args.threads.split(",")[0]))
-        print()
-        print("\n".join(e2e(args)))
+    if args.e2e:  # the same fits once per thread count
+        for threads in [int(t) for t in args.threads.split(",")]:
+            torch.set_num_threads(threads)
+            print()
+            print("\n".join(e2e(args)), flush=True)
     return 0
 
 
