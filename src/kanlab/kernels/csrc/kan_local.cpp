@@ -260,47 +260,39 @@ inline void backward_rows(const T* __restrict g, const T* __restrict sc, const T
 // feature's sorted list): acc[r, o] += v_q[r] * g[n_q, o], in sample order, with the k + 1 accumulator rows
 // held in registers across the run, a chunk of outputs at a time (the per-sample version stores every row
 // after every sample: a store-bound loop).  Samples whose values are all zero are skipped, as there.
+// One chunk of W outputs from o0 (W = CH for whole chunks: a compile-time width keeps `a` in registers).
+template <typename T, int R, int64_t CH, bool kWhole>
+inline void accumulate_chunk(const T* __restrict g, const int32_t* __restrict smp, const T* __restrict vals,
+                             int64_t cnt, T* __restrict acc, int64_t O, int64_t o0, int64_t w_tail) {
+  const int64_t W = kWhole ? CH : w_tail;
+  T a[R][CH];
+  for (int r = 0; r < R; ++r)
+#pragma omp simd
+    for (int64_t o = 0; o < W; ++o) a[r][o] = acc[r * O + o0 + o];
+  for (int64_t q = 0; q < cnt; ++q) {
+    const T* vq = vals + q * R;
+    bool any = false;
+    for (int r = 0; r < R; ++r) any |= (vq[r] != T(0));
+    if (!any) continue;
+    const T* __restrict gr = g + (int64_t)smp[q] * O + o0;
+    for (int r = 0; r < R; ++r) {
+      const T c = vq[r];
+#pragma omp simd
+      for (int64_t o = 0; o < W; ++o) a[r][o] += c * gr[o];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+#pragma omp simd
+    for (int64_t o = 0; o < W; ++o) acc[r * O + o0 + o] = a[r][o];
+}
+
 template <typename T, int R>
 inline void accumulate_run(const T* __restrict g, const int32_t* __restrict smp, const T* __restrict vals,
                            int64_t cnt, T* __restrict acc, int64_t O) {
   constexpr int64_t CH = 256 / sizeof(T);  // 4 vector registers per row (AVX-512)
-  for (int64_t o0 = 0; o0 < O; o0 += CH) {
-    const int64_t w = std::min(CH, O - o0);
-    if (w == CH) {
-      T a[R][CH];
-      for (int r = 0; r < R; ++r)
-#pragma omp simd
-        for (int64_t o = 0; o < CH; ++o) a[r][o] = acc[r * O + o0 + o];
-      for (int64_t q = 0; q < cnt; ++q) {
-        const T* vq = vals + q * R;
-        bool any = false;
-        for (int r = 0; r < R; ++r) any |= (vq[r] != T(0));
-        if (!any) continue;
-        const T* __restrict gr = g + (int64_t)smp[q] * O + o0;
-        for (int r = 0; r < R; ++r) {
-          const T c = vq[r];
-#pragma omp simd
-          for (int64_t o = 0; o < CH; ++o) a[r][o] += c * gr[o];
-        }
-      }
-      for (int r = 0; r < R; ++r)
-#pragma omp simd
-        for (int64_t o = 0; o < CH; ++o) acc[r * O + o0 + o] = a[r][o];
-    } else {
-      for (int64_t q = 0; q < cnt; ++q) {
-        const T* vq = vals + q * R;
-        bool any = false;
-        for (int r = 0; r < R; ++r) any |= (vq[r] != T(0));
-        if (!any) continue;
-        const T* __restrict gr = g + (int64_t)smp[q] * O + o0;
-        for (int r = 0; r < R; ++r) {
-          const T c = vq[r];
-#pragma omp simd
-          for (int64_t o = 0; o < w; ++o) acc[r * O + o0 + o] += c * gr[o];
-        }
-      }
-    }
-  }
+  int64_t o0 = 0;
+  for (; o0 + CH <= O; o0 += CH) accumulate_chunk<T, R, CH, true>(g, smp, vals, cnt, acc, O, o0, CH);
+  if (o0 < O) accumulate_chunk<T, R, CH, false>(g, smp, vals, cnt, acc, O, o0, O - o0);
 }
 
 // Group [i0, i1)'s gradient accumulators acc (rows (i - i0) * K + j, O columns; sum_n v * g) written out:
