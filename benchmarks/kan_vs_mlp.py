@@ -18,15 +18,11 @@ import torch
 
 import kanlab
 from kanlab.scaling import compare_kan_mlp, format_table, plot_scaling
+from machine_info import cpu_name
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     return (f"{cpu}; {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
             f"threads; Python {platform.python_version()}")
 

@@ -22,7 +22,6 @@ over repetitions.  ``FastLBFGS exact`` is ``match_torch_rounding = True`` (bitwi
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import kanlab  # noqa: E402
 from kanlab.train.lbfgs import FastLBFGS  # noqa: E402
 from kanlab.utils import seeded  # noqa: E402
+from machine_info import cpu_line  # noqa: E402
 
 FIT = dict(lr=1, history_size=10, max_iter=20, tolerance_grad=1e-32, tolerance_change=1e-32)
 OPTIMIZERS = {
@@ -111,16 +111,6 @@ def measure(problem: SimpleNamespace, make_opt, steps: int, **kw) -> tuple[float
     return clock() - t0, inside, calls
 
 
-def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {os.cpu_count()} logical CPUs"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=5, help="interleaved repetitions (median reported)")
@@ -131,7 +121,7 @@ def main() -> None:
 
     problems = {"quadratic f64": quadratic(), "KAN f32": tiny_kan(torch.float32),
                 "KAN f64": tiny_kan(torch.float64)}
-    print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+    print(f"machine: {cpu_line()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
           f"Python {platform.python_version()}\n")
     print("Optimizer overhead per function evaluation (µs), median of", args.reps, "interleaved repetitions\n")
     names = list(OPTIMIZERS)

@@ -31,7 +31,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from kanlab.kernels import choose_kernel, extension_available  # noqa: E402
 from kanlab.kernels.extension import extension_error  # noqa: E402
 from kanlab.layers.linear import KANLinear  # noqa: E402
+from machine_info import cpu_line  # noqa: E402
 
 ORDER = 3
 CAPPED = ("efficient-kan formulation", "pykan")  # comparison rows whose repetitions --slow-ms may cap
@@ -271,18 +271,6 @@ def e2e(args) -> list[str]:
 
 
 # ---- report --------------------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="256→256 layer, batch 1024, G ∈ {5,20,50,200}")
@@ -325,7 +313,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     built = extension_available()
     build_s = time.perf_counter() - t0
-    print(f"# kanlab speed — {machine()}; torch {torch.__version__}; device {args.device}")
+    print(f"# kanlab speed — {cpu_line()}; torch {torch.__version__}; device {args.device}")
     print(f"C++ kernels: {'loaded' if built else 'unavailable (' + str(extension_error()) + ')'} "
           f"(build/load {build_s:.1f} s, reported separately from the timings); pykan: "
           f"{'yes' if args.pykan else 'not installed'}; order k={ORDER}; float32; medians of {args.reps} "

@@ -26,6 +26,7 @@ from torch import nn
 import kanlab
 from kanlab.models import CNN, KANConvMLP, KConvKAN, WavKAN, matched_cnn, matched_mlp
 from kanlab.models.vision import count_params
+from machine_info import cpu_name
 
 WAVELETS = ["mexican_hat", "morlet", "dog", "meyer", "shannon"]
 # per-family options for the conv models: a small grid that covers the BatchNorm-ed activations
@@ -125,15 +126,7 @@ def train_eval(build: Callable[[], nn.Module], seed: int, epochs: int, batch_siz
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return (f"{cpu}; torch {torch.__version__}; {torch.get_num_threads()} thread(s); "
             f"python {platform.python_version()}")
 
