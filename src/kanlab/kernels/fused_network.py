@@ -46,14 +46,9 @@ def _plan(model, x: Tensor) -> Optional[list[tuple]]:
         basis = layer.basis
         if _resolve(layer.kernel, basis, x, layer.coef).name != "fused":
             return None
-        has_base = layer.base_activation != "zero"
-        if layer._all_numeric():
-            scale, base = layer.spline_scaler, layer.base_weight
-        else:
-            mask = layer.numeric_mask()
-            scale, base = layer.spline_scaler * mask, layer.base_weight * mask
-        tensors = (layer.coef, scale, base if has_base else None, layer.bias)
-        act = _fused_act_kind(basis, x, tensors, get_activation(layer.base_activation) if has_base else None)
+        scale, base, base_act = layer._numeric_weights()
+        tensors = (layer.coef, scale, base, layer.bias)
+        act = _fused_act_kind(basis, x, tensors, base_act)
         if act is None:  # compiling, a functorch transform, another device or dtype, another activation
             return None
         plan.append((tensors, basis.grid.to(x.dtype), basis.order, MODES[basis.extrapolate], act))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -293,17 +293,22 @@ class KANLinear(nn.Module):
             self.__dict__["_all_numeric_cache"] = cached
         return cached[1]
 
-    def _numeric_forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
-        """Spline + base branches of the numeric edges (+ ``bias``): ``(*, in)`` → ``(*, out)`` (path:
-        ``self.kernel``)."""
+    def _numeric_weights(self) -> tuple[Tensor, Tensor | None, Callable | None]:
+        """What the kernels contract for the numeric edges: ``(scale (out, in), base weight (out, in) or None,
+        base activation or None)``; pruned and symbolic edges are masked out (no products when there are none)."""
         has_base = self.base_activation != "zero"
         if self._all_numeric():
             scale, base = self.spline_scaler, self.base_weight
         else:
             mask = self.numeric_mask()
             scale, base = self.spline_scaler * mask, self.base_weight * mask
-        return kan_forward(x, self.basis, self.coef, scale, base if has_base else None,
-                           get_activation(self.base_activation) if has_base else None, kernel=self.kernel, bias=bias)
+        return scale, (base if has_base else None), (get_activation(self.base_activation) if has_base else None)
+
+    def _numeric_forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        """Spline + base branches of the numeric edges (+ ``bias``): ``(*, in)`` → ``(*, out)`` (path:
+        ``self.kernel``)."""
+        scale, base, act = self._numeric_weights()
+        return kan_forward(x, self.basis, self.coef, scale, base, act, kernel=self.kernel, bias=bias)
 
     def _symbolic_forward(self, x: Tensor) -> Tensor | None:
         """Sum of the symbolic edges' outputs ``(*, out)``, or None when no edge is symbolic."""
