@@ -200,8 +200,11 @@ class BSpline(Basis):
         flat = x.reshape(-1, x.shape[-1])
         if flat.shape[0] == 0:
             return False
-        low, high = torch.aminmax(flat, dim=0)  # one pass; NaN compares false (validated elsewhere)
         lo, hi = self._range(x.dtype)
+        low, high = torch.aminmax(flat)  # NaN compares false (validated elsewhere)
+        if bool((low >= lo.max()) & (high <= hi.min())):  # inside every row's range (one contiguous pass)
+            return False
+        low, high = torch.aminmax(flat, dim=0)  # per feature (rows with different ranges)
         return bool(((low < lo) | (high > hi)).any())
 
     def derivative(self, x: Tensor, n: int = 1) -> Tensor:

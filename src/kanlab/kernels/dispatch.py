@@ -113,28 +113,30 @@ def _reference(x, basis, coef, scale, base_weight, act) -> Tensor:
     return out
 
 
-def _tangent(x: Tensor, basis) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The B-spline's linear-extrapolation term ``(below, above, slopes)`` (see ``BSpline._tangent_term``), or
-    None when it vanishes: rule not ``"linear"``, or (outside compilation/export, where the check would be
-    data-dependent) no input strictly outside the grid range — then the term and all its gradients are zero."""
-    if getattr(basis, "extrapolate", None) != "linear" or basis.order == 0:
-        return None
+def _basis_inputs(x: Tensor, basis) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor] | None]:
+    """``(xe, tangent)``: the inputs at which the B-spline is evaluated (clamped to the grid range, see
+    ``BSpline._extrapolated``) and its linear-extrapolation term ``(below, above, slopes)`` (see
+    ``BSpline._tangent_term``), None when it vanishes.  Outside compilation/export (where the check would be
+    data-dependent) inputs with nothing strictly outside the range skip both: the clamp is then the identity
+    (same values, same gradient) and the tangent term and all its gradients are zero."""
+    if basis.extrapolate == "zero":
+        return x, None
     if not (_compiling() or _exporting()) and not basis._outside(x):
-        return None
-    return basis._tangent_term(x)
+        return x, None
+    tangent = basis._tangent_term(x) if basis.extrapolate == "linear" and basis.order > 0 else None
+    return basis._extrapolated(x), tangent
 
 
 @register_kernel("dense", _is_spline, "packed GEMM over in·(K+1) columns, base branch folded in (B-spline)")
 def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
     n = x.shape[0]
-    xe = basis._extrapolated(x)  # the basis is evaluated at the clamped input (see BSpline's rule)
+    xe, tangent = _basis_inputs(x, basis)
     if base_weight is not None:
         packed = ops.dense_values(xe, act(x), basis.grid, basis.order)
         weight = ops.packed_weight(coef, scale, base_weight)  # (out, in, K + 1), base folded in
     else:
         packed = ops.dense_values(xe, None, basis.grid, basis.order)
         weight = coef * scale[..., None]
-    tangent = _tangent(x, basis)
     if tangent is not None:  # outside the range: add distance × end slope to the packed basis values
         below, above, slopes = tangent
         extra = below[..., None] * slopes[0] + above[..., None] * slopes[1]  # (N, in, K)
@@ -144,8 +146,8 @@ def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
 
 @register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)")
 def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
-    v, first = ops.local_values(basis._extrapolated(x), basis.grid, basis.order, 0)
-    tangent = _tangent(x, basis)
+    xe, tangent = _basis_inputs(x, basis)
+    v, first = ops.local_values(xe, basis.grid, basis.order, 0)
     if tangent is not None:  # outside the range the window sits at the end: add distance × the end slopes
         v = v + basis._window_tangent(*tangent, first)
     out = ops.contract_local(v, first, coef, scale)
@@ -189,7 +191,7 @@ def _fused(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
 
 # ---- the cost model ------------------------------------------------------------------------------------
 FUSED_MAX_EDGES = 128  # "auto" picks "fused" for layers with at most this many edges
-GATHER = 3.75      # one local-kernel multiply-add (forward + backward), in GEMM multiply-adds
+GATHER = 2.875     # one local-kernel multiply-add (forward + backward), in GEMM multiply-adds
 WEIGHT_PASS = 33.0  # one coefficient touched by a weight pass, in GEMM multiply-adds
 def choose_kernel(batch: int, in_features: int, out_features: int, grid_size: int, order: int,
                   device: torch.device | str = "cpu", *, compiled_kernels: bool | None = None) -> str:
@@ -206,7 +208,8 @@ def choose_kernel(batch: int, in_features: int, out_features: int, grid_size: in
     the gather kernel's speed (``GATHER`` GEMM multiply-adds each) plus the base GEMM ``in·out``; both pass
     over the ``out·in·K`` coefficients about three times per step (scaling/transposes and the gradient,
     ``WEIGHT_PASS`` each), which is what makes the local path's time grow at all with G.  With these numbers
-    the switch sits at ``G ≈ 13`` for cubic splines.  Without the C++
+    the switch sits at ``G ≈ 8.5`` for cubic splines (measured: the two paths tie at G = 8 to 9 on one
+    thread, 7 to 8 on two).  Without the C++
     kernels (no compiler, non-CPU device, half precision) the answer is ``"dense"``: the local path is then
     pure PyTorch, or on CUDA the Triton kernels, which are checked in Triton's interpreter but not yet timed
     on a GPU (``kernel="local"`` opts in).

@@ -31,7 +31,8 @@ __all__ = ["load_extension", "extension_available", "extension_error", "cache_di
 log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).with_name("csrc") / name for name in ("kan_cpu.cpp", "kan_local.cpp", "kan_fused.cpp")]
-_HEADERS = [Path(__file__).with_name("csrc") / name for name in ("buffer_pool.h", "transpose.h")]
+_HEADERS = [Path(__file__).with_name("csrc") / name
+            for name in ("buffer_pool.h", "feature_lists.h", "transpose.h", "window_sweeps.h")]
 _NAME = "kanlab_cpu_kernels"
 _MARKER = "kanlab-loaded"  # written next to a build that loaded once
 _CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fopenmp-simd", "-std=c++17"]

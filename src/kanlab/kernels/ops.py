@@ -16,6 +16,11 @@ implementation (:mod:`kanlab.kernels.torch_impl`) otherwise; all compute the sam
   (``kanlab::local_backward``) computes the gradients of ``v``, ``coef`` and ``scale`` in one pass, the
   coefficient gradient accumulated per feature (no global sort, no atomics).
 
+In eager training steps whose ``v`` needs no gradient (first layers: inputs that are data) the contraction runs
+``kanlab_cpp::local_forward_lists`` / ``local_backward_lists`` instead: the forward sorts each feature's
+samples by knot interval (the order both kernels sweep in) and keeps those lists in place of ``v`` and
+``first`` (the same bytes), so the backward need not sort again.
+
 Backward functions run the fused kernels when autograd is not recording (plain ``.backward()``); under
 ``create_graph=True`` they switch to a differentiable composite of PyTorch ops and these ops, whose cost grows
 with the grid size like the dense path (documented in :mod:`kanlab.kernels`).
@@ -309,14 +314,48 @@ class _DenseValues(torch.autograd.Function):
 
 
 class _LocalContraction(torch.autograd.Function):
+    """The eager local contraction.  In a training step whose ``v`` needs no gradient (a first layer, or inputs
+    that are data) the forward also sorts each feature's samples by knot interval and keeps those lists instead
+    of ``v`` and ``first``: the backward's weight gradients need nothing else, so it need not sort again."""
+
     @staticmethod
-    def forward(ctx, v, first, coef, scale):
+    def forward(ctx, v, first, coef, scale, keep_lists):
+        ctx.lists = keep_lists
+        if keep_lists:
+            y, lists = torch.ops.kanlab_cpp.local_forward_lists(v, first, coef, scale)
+            ctx.save_for_backward(lists, coef, scale)
+            ctx.shape, ctx.dtype = v.shape, v.dtype
+            return y
         _local_forward_setup(ctx, (v, first, coef, scale), None)
         return torch.ops.kanlab_cpp.local_forward(v, first, coef, scale)
 
     @staticmethod
     def backward(ctx, grad):
-        return _local_forward_backward(ctx, grad)
+        if not ctx.lists:
+            return (*_local_forward_backward(ctx, grad), None)
+        lists, coef, scale = ctx.saved_tensors
+        need_coef, need_scale = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        if torch.is_grad_enabled():  # create_graph: the differentiable composite, from v and first unpacked
+            v, first = _unpack_lists(lists, ctx.shape, ctx.dtype)
+            _, g_coef, g_scale = _local_backward_composite(grad, v, first, coef, scale)
+        else:
+            _, g_coef, g_scale = torch.ops.kanlab_cpp.local_backward_lists(grad.contiguous(), lists, coef, scale,
+                                                                         ctx.shape[2], False, True)
+        return None, None, g_coef if need_coef else None, g_scale if need_scale else None, None
+
+
+def _unpack_lists(lists: Tensor, shape: torch.Size, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``v (N, in, R)`` and ``first (N, in)`` back from ``local_forward_lists``' byte buffer: per feature the
+    values ``(in, N, R)``, then the sample indices and first indices ``(in, N)`` int32, in sorted order."""
+    n, n_in, r = shape
+    v_bytes = n * n_in * r * torch.empty((), dtype=dtype).element_size()
+    i_bytes = n * n_in * 4
+    values = lists[:v_bytes].view(dtype).view(n_in, n, r)
+    sample = lists[v_bytes:v_bytes + i_bytes].view(torch.int32).view(n_in, n).long()
+    start = lists[v_bytes + i_bytes:].view(torch.int32).view(n_in, n).long()
+    v = values.new_empty(n_in, n, r).scatter_(1, sample[..., None].expand(n_in, n, r), values)
+    first = start.new_empty(n_in, n).scatter_(1, sample, start)
+    return v.transpose(0, 1), first.t()
 
 
 def local_values(x: Tensor, grid: Tensor, order: int, deriv: int) -> tuple[Tensor, Tensor]:
@@ -338,7 +377,8 @@ def dense_values(x: Tensor, act: Optional[Tensor], grid: Tensor, order: int) -> 
 def contract_local(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Tensor:
     """:func:`local_forward`, without the custom-op overhead in eager mode."""
     if _plain(v, first, coef, scale) and uses_extension(v, v.shape[-1] - 1) and coef.dtype == v.dtype:
-        return _LocalContraction.apply(v, first, coef, scale)
+        keep_lists = torch.is_grad_enabled() and not v.requires_grad and (coef.requires_grad or scale.requires_grad)
+        return _LocalContraction.apply(v, first, coef, scale, keep_lists)
     return local_forward(v, first, coef, scale)
 
 

@@ -23,7 +23,7 @@
 
 namespace {
 
-constexpr size_t kPoolMinBytes = size_t(4) << 20;
+constexpr size_t kPoolMinBytes = size_t(1) << 20;
 constexpr size_t kPoolMaxBytes = size_t(512) << 20;  // per source file
 
 class BufferPool {

@@ -337,8 +337,8 @@ std::tuple<at::Tensor, at::Tensor> bspline_local(const at::Tensor& x_, const at:
   TORCH_CHECK(deriv >= 0, "deriv must be >= 0");
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous();
   const int64_t N = x.size(0), I = x.size(1), M = grid.size(1), R = order + 1;
-  at::Tensor values = at::empty({N, I, R}, x.options());
-  at::Tensor first = at::empty({N, I}, x.options().dtype(at::kLong));
+  at::Tensor values = pooled_empty({N, I, R}, x.options());
+  at::Tensor first = pooled_empty({N, I}, x.options().dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bspline_local", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* gp = grid.const_data_ptr<scalar_t>();

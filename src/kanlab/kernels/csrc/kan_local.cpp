@@ -9,12 +9,16 @@
 // Forward: feature groups whose weight slabs (feature i's coefficients transposed to K x O, scaled) fit in L2
 // x sample tiles whose outputs stay in L1; threads split the samples.  Backward: threads split the feature
 // groups, so every coefficient-gradient row has one owner (no atomics, no global sort); each feature walks its
-// samples in order of knot interval (a per-feature counting sort, O(N + K)), so consecutive samples touch the
-// same k+1 rows of the feature's weight slab and gradient accumulator.  The coefficients enter and the
-// gradient leaves through one blocked transpose per feature group (rows of whole groups are contiguous in
+// samples in order of knot interval (per-feature lists from a counting sort, O(N + K), feature_lists.h), so
+// consecutive samples touch the same k+1 rows of the feature's weight slab and gradient accumulator (float with
+// AVX-512: those rows stay in registers while the window slides, window_sweeps.h).  The coefficients enter and
+// the gradient leaves through one blocked transpose per feature group (rows of whole groups are contiguous in
 // coef (O, I, K), so these passes stream through memory); the gradient buffer comes from a small cache (see
 // buffer_pool.h).  So time and memory beyond one read of the coefficients and one write of their gradient do
 // not grow with the grid size.
+//
+// Training steps call local_forward_lists / local_backward_lists instead: the forward sorts, sweeps the sorted
+// lists (float, AVX-512) and hands them to the backward, which then need not sort again.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -24,7 +28,9 @@
 #include <torch/library.h>
 
 #include "buffer_pool.h"
+#include "feature_lists.h"
 #include "transpose.h"
+#include "window_sweeps.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -36,44 +42,6 @@ namespace {
 constexpr int kMaxR = 16;                    // order <= 15
 constexpr int64_t kGroupBytes = 1 << 19;      // forward: scaled weight slabs of one feature group, in L2
 constexpr int64_t kBackGroupBytes = 1 << 19;  // backward: slabs and gradient accumulators of one group, in L2
-
-// Per-feature lists of the samples in order of their first index, packed for sequential reading:
-// sample[i * N + s], start[i * N + s] and values[(i * N + s) * R + r] (every sample is listed).
-template <typename T>
-struct FeatureLists {
-  std::vector<int32_t> sample, start;
-  std::vector<T> values;
-};
-
-template <typename T>
-void feature_lists(const T* v, const int64_t* first, int64_t N, int64_t I, int64_t K, int64_t R,
-                   FeatureLists<T>& out) {
-  out.sample.resize(static_cast<size_t>(N * I));
-  out.start.resize(static_cast<size_t>(N * I));
-  out.values.resize(static_cast<size_t>(N * I * R));
-  at::parallel_for(0, I, 16, [&](int64_t ib, int64_t ie) {
-    const int64_t w = ie - ib;
-    std::vector<int32_t> pos(static_cast<size_t>(w * (K + 1)), 0);
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t* fr = first + n * I + ib;
-      for (int64_t c = 0; c < w; ++c) ++pos[c * (K + 1) + fr[c] + 1];
-    }
-    for (int64_t c = 0; c < w; ++c) {
-      int32_t* pc = pos.data() + c * (K + 1);
-      for (int64_t f = 1; f <= K; ++f) pc[f] += pc[f - 1];
-    }
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t* fr = first + n * I + ib;
-      const T* vr = v + (n * I + ib) * R;
-      for (int64_t c = 0; c < w; ++c) {
-        const int64_t q = (ib + c) * N + pos[c * (K + 1) + fr[c]]++;
-        out.sample[q] = (int32_t)n;
-        out.start[q] = (int32_t)fr[c];
-        for (int64_t r = 0; r < R; ++r) out.values[q * R + r] = vr[c * R + r];
-      }
-    }
-  });
-}
 
 // y[c] += sum_r v[r] * w[r * W + c]  (R fixed at compile time for orders 0..5, R = 0 means runtime Rd)
 template <typename T, int R>
@@ -148,9 +116,69 @@ void forward_columns(VI vi, FI fi, int64_t vs, int64_t fs, const T* coef, const 
   }
 }
 
+#if defined(KANLAB_WINDOW_SWEEPS)
+// The forward of features [ib, ie) from their sorted lists into y (N, O): feature groups whose scaled slabs fit
+// in L2, each feature's list swept once per chunk of 64 outputs with its window rows in registers (the outputs'
+// rows come from L2 instead of the slab rows: half the traffic of forward_columns' tiles on large grids).
+template <int R>
+void forward_features_sorted(const FeatureLists<float>& L, const float* coef, const float* scale, float* y,
+                             int64_t N, int64_t I, int64_t O, int64_t K, int64_t ib, int64_t ie) {
+  const int64_t slab = K * O;
+  const int64_t gi = std::max<int64_t>(1, std::min<int64_t>(ie - ib, kGroupBytes / (slab * (int64_t)sizeof(float))));
+  std::vector<float> slabs(static_cast<size_t>(gi * slab)), srow(O);
+  for (int64_t i0 = ib; i0 < ie; i0 += gi) {
+    const int64_t i1 = std::min(ie, i0 + gi);
+    transpose<float>(coef + i0 * K, I * K, slabs.data(), O, O, (i1 - i0) * K);
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t o = 0; o < O; ++o) srow[o] = scale[o * I + i];
+      float* sl = slabs.data() + (i - i0) * slab;
+      for (int64_t j = 0; j < K; ++j) {
+#pragma omp simd
+        for (int64_t o = 0; o < O; ++o) sl[j * O + o] *= srow[o];
+      }
+      for (int64_t o0 = 0; o0 < O; o0 += 64)
+        forward_window<R>(sl, O, o0, L.sample + i * N, L.start + i * N, L.values + i * N * R, N, y, O, o0,
+                          ChunkMask(o0, O));
+    }
+  }
+}
+
+// The forward from sorted lists: each thread takes its share of the features into its own output buffer (the
+// first into y), summed into y in thread order afterwards.  (Splitting the outputs instead, as forward_columns
+// does, ran slower on two threads than on one.)  Each part's sums run over its features in order, so results
+// can differ in the last bits between thread counts.
+template <int R>
+void forward_sorted(const FeatureLists<float>& L, const float* coef, const float* scale, float* y, int64_t N,
+                    int64_t I, int64_t O, int64_t K) {
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), I));
+  std::vector<float> own(static_cast<size_t>((parts - 1) * N * O), 0.f);
+  at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+    for (int64_t p = pb; p < pe; ++p)
+      forward_features_sorted<R>(L, coef, scale, p == 0 ? y : own.data() + (p - 1) * N * O, N, I, O, K,
+                                 p * I / parts, (p + 1) * I / parts);
+  });
+  if (parts > 1)
+    at::parallel_for(0, N, 64, [&](int64_t nb, int64_t ne) {
+      for (int64_t p = 1; p < parts; ++p) {
+        const float* src = own.data() + (p - 1) * N * O;
+#pragma omp simd
+        for (int64_t e = nb * O; e < ne * O; ++e) y[e] += src[e];
+      }
+    });
+}
+#endif
+
 template <typename T, int R>
 void local_forward_impl(const T* v, const int64_t* first, const T* coef, const T* scale, T* y, int64_t N,
-                        int64_t I, int64_t O, int64_t K, int Rd) {
+                        int64_t I, int64_t O, int64_t K, int Rd, const FeatureLists<T>* lists) {
+#if defined(KANLAB_WINDOW_SWEEPS)
+  if constexpr (std::is_same_v<T, float> && R > 0) {
+    if (lists) {  // sorted already (training step): on every grid size faster than the tiles below
+      forward_sorted<R>(*lists, coef, scale, y, N, I, O, K);
+      return;
+    }
+  }
+#endif
   const int64_t threads = at::get_num_threads();
   // Large slabs and enough outputs: each thread takes its own block of outputs (16-aligned) through every
   // feature group, in one parallel region; otherwise the groups' transposes and sample tiles are split between
@@ -385,9 +413,13 @@ void slab_dots(const T* __restrict acc, const T* __restrict w, int64_t i, int64_
 template <typename T, int R>
 void local_backward_impl(const T* g, const T* v, const int64_t* first, const T* coef, const T* scale, T* gv,
                          T* gcoef, T* gscale, int64_t N, int64_t I, int64_t O, int64_t K, int Rd, bool need_v,
-                         bool need_w) {
-  FeatureLists<T> lists;
-  feature_lists<T>(v, first, N, I, K, Rd, lists);
+                         bool need_w, const FeatureLists<T>* given) {
+  const FeatureLists<T> lists = given ? *given : feature_lists<T>(v, first, N, I, K, Rd);
+  // weight gradients only, float with AVX-512: accumulate_window writes every accumulator row itself
+  bool windows = false;
+#if defined(KANLAB_WINDOW_SWEEPS)
+  windows = std::is_same_v<T, float> && R > 0 && !need_v;
+#endif
   const int64_t slab = K * O;
   const int64_t gi = std::max<int64_t>(1, std::min<int64_t>(I, kBackGroupBytes / (slab * (int64_t)sizeof(T))));
   const int64_t n_groups = (I + gi - 1) / gi;
@@ -397,14 +429,23 @@ void local_backward_impl(const T* g, const T* v, const int64_t* first, const T* 
     for (int64_t grp = gb; grp < ge; ++grp) {
       const int64_t i0 = grp * gi, i1 = std::min(I, i0 + gi);
       if (need_v) load_group<T>(coef, i0, i1, I, K, O, w_buf.data(), false);  // only g_v reads the slabs
-      if (need_w) std::fill(acc_buf.begin(), acc_buf.end(), T(0));
+      if (need_w && !windows) std::fill(acc_buf.begin(), acc_buf.end(), T(0));
       for (int64_t i = i0; i < i1; ++i) {
         const T* wi = need_v ? w_buf.data() + (i - i0) * slab : nullptr;
         T* acc = need_w ? acc_buf.data() + (i - i0) * slab : nullptr;
         for (int64_t o = 0; o < O; ++o) srow[o] = scale[o * I + i];
-        const int32_t* smp = lists.sample.data() + i * N;
-        const int32_t* st = lists.start.data() + i * N;
-        const T* vals = lists.values.data() + i * N * Rd;
+        const int32_t* smp = lists.sample + i * N;
+        const int32_t* st = lists.start + i * N;
+        const T* vals = lists.values + i * N * Rd;
+#if defined(KANLAB_WINDOW_SWEEPS)
+        if constexpr (std::is_same_v<T, float> && R > 0) {
+          if (windows) {
+            for (int64_t o0 = 0; o0 < O; o0 += 64)
+              accumulate_window<R>(g, smp, st, vals, N, acc, O, K, o0, ChunkMask(o0, O));
+            continue;
+          }
+        }
+#endif
         if constexpr (R > 0) {
           if (!need_v) {  // weight gradients only: runs of samples sharing a window, rows kept in registers
             for (int64_t s = 0; s < N;) {
@@ -470,54 +511,97 @@ void with_order(int64_t Rd, Fn&& fn) {
   }
 }
 
-at::Tensor local_forward(const at::Tensor& v_, const at::Tensor& first_, const at::Tensor& coef_,
-                         const at::Tensor& scale_) {
+// local_forward, and with keep_lists also the per-feature sorted lists (a byte tensor) for local_backward_lists.
+std::tuple<at::Tensor, at::Tensor> forward_op(const at::Tensor& v_, const at::Tensor& first_, const at::Tensor& coef_,
+                                              const at::Tensor& scale_, bool keep_lists) {
   check_local(v_, first_, coef_, scale_);
   const at::Tensor v = v_.contiguous(), first = first_.contiguous(), coef = coef_.contiguous(),
                    scale = scale_.contiguous();
   const int64_t N = v.size(0), I = v.size(1), R = v.size(2), O = coef.size(0), K = coef.size(2);
   at::Tensor y = at::zeros({N, O}, v.options());
-  if (N == 0) return y;
+  at::Tensor lists_buf = at::empty({0}, v.options().dtype(at::kByte));  // N = 0: the empty lists
+  if (N == 0) return {y, lists_buf};
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "local_forward", [&] {
+    FeatureLists<scalar_t> lists;
+    if (keep_lists) {
+      lists = feature_lists<scalar_t>(v.const_data_ptr<scalar_t>(), first.const_data_ptr<int64_t>(), N, I, K, R);
+      lists_buf = lists.buf;
+    }
     with_order(R, [&](auto tag) {
       constexpr int RR = decltype(tag)::value;
       local_forward_impl<scalar_t, RR>(v.const_data_ptr<scalar_t>(), first.const_data_ptr<int64_t>(),
                                        coef.const_data_ptr<scalar_t>(), scale.const_data_ptr<scalar_t>(),
-                                       y.mutable_data_ptr<scalar_t>(), N, I, O, K, (int)R);
+                                       y.mutable_data_ptr<scalar_t>(), N, I, O, K, (int)R,
+                                       keep_lists ? &lists : nullptr);
     });
   });
-  return y;
+  return {y, lists_buf};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> local_backward(const at::Tensor& g_, const at::Tensor& v_,
-                                                              const at::Tensor& first_, const at::Tensor& coef_,
-                                                              const at::Tensor& scale_, bool need_v, bool need_w) {
-  check_local(v_, first_, coef_, scale_);
-  TORCH_CHECK(g_.dim() == 2 && g_.size(0) == v_.size(0) && g_.size(1) == coef_.size(0), "grad must be (N, out)");
-  TORCH_CHECK(g_.scalar_type() == v_.scalar_type(), "grad must have the dtype of v");
-  const at::Tensor g = g_.contiguous(), v = v_.contiguous(), first = first_.contiguous(), coef = coef_.contiguous(),
-                   scale = scale_.contiguous();
-  const int64_t N = v.size(0), I = v.size(1), R = v.size(2), O = coef.size(0), K = coef.size(2);
+at::Tensor local_forward(const at::Tensor& v, const at::Tensor& first, const at::Tensor& coef,
+                         const at::Tensor& scale) {
+  return std::get<0>(forward_op(v, first, coef, scale, false));
+}
+
+// The forward of a training step: also returns the per-feature sorted lists, so that local_backward_lists need
+// not sort again (and the forward sweeps them, faster than its tiles once sorted).
+std::tuple<at::Tensor, at::Tensor> local_forward_lists(const at::Tensor& v, const at::Tensor& first,
+                                                       const at::Tensor& coef, const at::Tensor& scale) {
+  return forward_op(v, first, coef, scale, true);
+}
+
+// The backward from v and first, or (v null) from lists; R = k + 1.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_op(const at::Tensor& g_, const at::Tensor* v_,
+                                                           const at::Tensor* first_, const at::Tensor* lists,
+                                                           const at::Tensor& coef_, const at::Tensor& scale_, int64_t R,
+                                                           bool need_v, bool need_w) {
+  const at::Tensor g = g_.contiguous(), coef = coef_.contiguous(), scale = scale_.contiguous();
+  const at::Tensor v = v_ ? v_->contiguous() : at::Tensor(), first = v_ ? first_->contiguous() : at::Tensor();
+  const int64_t N = g.size(0), I = coef.size(1), O = coef.size(0), K = coef.size(2);
+  const auto opts = g.options();
   const bool work_w = need_w && N > 0;
   // outputs that are not needed are empty (0,) tensors
-  at::Tensor gv = need_v ? at::zeros({N, I, R}, v.options()) : at::empty({0}, v.options());
-  at::Tensor gcoef = !need_w ? at::empty({0}, v.options())
-                     : work_w ? pooled_empty({O, I, K}, v.options()) : at::zeros({O, I, K}, v.options());
-  at::Tensor gscale = !need_w ? at::empty({0}, v.options())
-                      : work_w ? at::empty({O, I}, v.options()) : at::zeros({O, I}, v.options());
+  at::Tensor gv = need_v ? at::zeros({N, I, R}, opts) : at::empty({0}, opts);
+  at::Tensor gcoef = !need_w ? at::empty({0}, opts) : work_w ? pooled_empty({O, I, K}, opts) : at::zeros({O, I, K}, opts);
+  at::Tensor gscale = !need_w ? at::empty({0}, opts) : work_w ? at::empty({O, I}, opts) : at::zeros({O, I}, opts);
   if ((need_v || need_w) && N > 0) {
-    AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "local_backward", [&] {
+    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "local_backward", [&] {
+      FeatureLists<scalar_t> given;
+      if (lists) given = view_lists<scalar_t>(*lists, N, I, R);
       with_order(R, [&](auto tag) {
         constexpr int RR = decltype(tag)::value;
-        local_backward_impl<scalar_t, RR>(g.const_data_ptr<scalar_t>(), v.const_data_ptr<scalar_t>(),
-                                          first.const_data_ptr<int64_t>(), coef.const_data_ptr<scalar_t>(),
-                                          scale.const_data_ptr<scalar_t>(), gv.mutable_data_ptr<scalar_t>(),
-                                          gcoef.mutable_data_ptr<scalar_t>(), gscale.mutable_data_ptr<scalar_t>(),
-                                          N, I, O, K, (int)R, need_v, need_w);
+        local_backward_impl<scalar_t, RR>(
+            g.const_data_ptr<scalar_t>(), v_ ? v.const_data_ptr<scalar_t>() : nullptr,
+            v_ ? first.const_data_ptr<int64_t>() : nullptr, coef.const_data_ptr<scalar_t>(),
+            scale.const_data_ptr<scalar_t>(), gv.mutable_data_ptr<scalar_t>(), gcoef.mutable_data_ptr<scalar_t>(),
+            gscale.mutable_data_ptr<scalar_t>(), N, I, O, K, (int)R, need_v, need_w, lists ? &given : nullptr);
       });
     });
   }
   return {gv, gcoef, gscale};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> local_backward(const at::Tensor& g, const at::Tensor& v,
+                                                              const at::Tensor& first, const at::Tensor& coef,
+                                                              const at::Tensor& scale, bool need_v, bool need_w) {
+  check_local(v, first, coef, scale);
+  TORCH_CHECK(g.dim() == 2 && g.size(0) == v.size(0) && g.size(1) == coef.size(0), "grad must be (N, out)");
+  TORCH_CHECK(g.scalar_type() == v.scalar_type(), "grad must have the dtype of v");
+  return backward_op(g, &v, &first, nullptr, coef, scale, v.size(2), need_v, need_w);
+}
+
+// local_backward from the lists local_forward_lists returned (v and first are not needed); R = k + 1.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> local_backward_lists(const at::Tensor& g, const at::Tensor& lists,
+                                                                    const at::Tensor& coef, const at::Tensor& scale,
+                                                                    int64_t R, bool need_v, bool need_w) {
+  TORCH_CHECK(R >= 1 && R <= kMaxR, "R (k+1) must lie in [1, ", kMaxR, "]");
+  TORCH_CHECK(coef.dim() == 3 && coef.size(2) >= R, "coef must be (out, in, K) with K >= k+1, got ", coef.sizes());
+  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1) &&
+                  scale.scalar_type() == coef.scalar_type(), "scale must be (out, in) with coef's dtype");
+  TORCH_CHECK(g.dim() == 2 && g.size(1) == coef.size(0) && g.scalar_type() == coef.scalar_type(),
+              "grad must be (N, out) with coef's dtype");
+  TORCH_CHECK(g.device().is_cpu() && coef.device().is_cpu(), "kanlab_cpp kernels run on CPU tensors");
+  return backward_op(g, nullptr, nullptr, &lists, coef, scale, R, need_v, need_w);
 }
 
 }  // namespace
@@ -526,9 +610,14 @@ TORCH_LIBRARY_FRAGMENT(kanlab_cpp, m) {
   m.def("local_forward(Tensor v, Tensor first, Tensor coef, Tensor scale) -> Tensor");
   m.def("local_backward(Tensor grad, Tensor v, Tensor first, Tensor coef, Tensor scale, bool need_v, "
         "bool need_w) -> (Tensor, Tensor, Tensor)");
+  m.def("local_forward_lists(Tensor v, Tensor first, Tensor coef, Tensor scale) -> (Tensor, Tensor)");
+  m.def("local_backward_lists(Tensor grad, Tensor lists, Tensor coef, Tensor scale, int R, bool need_v, "
+        "bool need_w) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(kanlab_cpp, CPU, m) {
   m.impl("local_forward", &local_forward);
   m.impl("local_backward", &local_backward);
+  m.impl("local_forward_lists", &local_forward_lists);
+  m.impl("local_backward_lists", &local_backward_lists);
 }
