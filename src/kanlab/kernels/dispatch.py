@@ -127,8 +127,9 @@ def _basis_inputs(x: Tensor, basis) -> tuple[Tensor, tuple[Tensor, Tensor, Tenso
     return basis._extrapolated(x), tangent
 
 
-@register_kernel("dense", _is_spline, "packed GEMM over in·(K+1) columns, base branch folded in (B-spline)")
-def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
+@register_kernel("dense", _is_spline, "packed GEMM over in·(K+1) columns, base branch folded in (B-spline)",
+                 adds_bias=True)
+def _dense(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
     n = x.shape[0]
     xe, tangent = _basis_inputs(x, basis)
     if base_weight is not None:
@@ -141,18 +142,22 @@ def _dense(x, basis, coef, scale, base_weight, act) -> Tensor:
         below, above, slopes = tangent
         extra = below[..., None] * slopes[0] + above[..., None] * slopes[1]  # (N, in, K)
         packed = packed + F.pad(extra, (0, packed.shape[2] - extra.shape[2]))
-    return packed.reshape(n, packed.shape[1] * packed.shape[2]) @ weight.reshape(weight.shape[0], -1).t()
+    packed, weight = packed.reshape(n, packed.shape[1] * packed.shape[2]), weight.reshape(weight.shape[0], -1).t()
+    return packed @ weight if bias is None else torch.addmm(bias, packed, weight)  # bias in the GEMM's output
 
 
-@register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)")
-def _local(x, basis, coef, scale, base_weight, act) -> Tensor:
+@register_kernel("local", _is_spline, "local-support gather of k+1 coefficients per edge (B-spline)",
+                 adds_bias=True)
+def _local(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
     xe, tangent = _basis_inputs(x, basis)
     v, first = ops.local_values(xe, basis.grid, basis.order, 0)
     if tangent is not None:  # outside the range the window sits at the end: add distance × the end slopes
         v = v + basis._window_tangent(*tangent, first)
-    out = ops.contract_local(v, first, coef, scale)
-    if base_weight is not None:
-        out = torch.addmm(out, act(x), base_weight.t())
+    out = ops.contract_local(v, first, coef, scale)  # a fresh tensor that nothing saves: updated in place
+    if base_weight is not None:  # (a new (N, out) tensor per op costs its page faults: as much as the op)
+        out = out.addmm_(act(x), base_weight.t())
+    if bias is not None:
+        out = out.add_(bias)
     return out
 
 
@@ -179,8 +184,7 @@ def _fused_act_kind(basis, x: Tensor, tensors, act) -> int | None:
 def _fused(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
     act_kind = _fused_act_kind(basis, x, (coef, scale, base_weight, bias), act)
     if act_kind is None:
-        out = _dense(x, basis, coef, scale, base_weight, act)
-        return out if bias is None else out + bias
+        return _dense(x, basis, coef, scale, base_weight, act, bias)
 
     def composite(x_, coef_, scale_, base_):
         return _dense(x_, basis, coef_, scale_, base_, act)

@@ -449,7 +449,7 @@ at::Tensor pack_weight(const at::Tensor& coef_, const at::Tensor& scale_, const 
               "pack_weight: coef, scale and base must share a dtype");
   const at::Tensor coef = coef_.contiguous(), scale = scale_.contiguous(), base = base_.contiguous();
   const int64_t P = coef.size(0) * coef.size(1), K = coef.size(2);
-  at::Tensor w = at::empty({coef.size(0), coef.size(1), K + 1}, coef.options());
+  at::Tensor w = pooled_empty({coef.size(0), coef.size(1), K + 1}, coef.options());  // every entry written
   AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "pack_weight", [&] {
     const scalar_t* c = coef.const_data_ptr<scalar_t>();
     const scalar_t* s = scale.const_data_ptr<scalar_t>();
@@ -473,7 +473,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> pack_weight_backward(const at::Te
   const at::Tensor gw = gw_.contiguous(), coef = coef_.contiguous(), scale = scale_.contiguous();
   const int64_t P = coef.size(0) * coef.size(1), K = coef.size(2);
   TORCH_CHECK(gw.numel() == P * (K + 1) && gw.scalar_type() == coef.scalar_type(), "pack_weight_backward: gw");
-  at::Tensor gc = at::empty_like(coef), gs = at::empty_like(scale), gb = at::empty_like(scale);
+  at::Tensor gc = pooled_empty(coef.sizes(), coef.options()), gs = at::empty_like(scale),
+             gb = at::empty_like(scale);  // every entry written
   AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "pack_weight_backward", [&] {
     const scalar_t* g = gw.const_data_ptr<scalar_t>();
     const scalar_t* c = coef.const_data_ptr<scalar_t>();
