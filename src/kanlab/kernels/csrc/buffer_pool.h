@@ -1,11 +1,13 @@
 // kanlab CPU kernels: a small cache of large output buffers, shared by the kernels of one source file.
 //
-// The large tensors the kernels return every training step — coefficient gradients (O * I * K) and the dense
-// path's packed basis values (N * I * (K + 1)) — are freed again within the step or at the next
+// The large tensors the kernels return every training step — coefficient gradients (O * I * K), the dense
+// path's packed basis values (N * I * (K + 1)) and weights, the local path's basis windows and sorted lists —
+// are freed again within the step or at the next
 // zero_grad(set_to_none=True).  Allocated afresh each time they cost as many page faults (and kernel page
 // zeroing) as the kernels' arithmetic.  So buffers of at least kPoolMinBytes come from a small cache: a freed
-// buffer (2 MiB aligned, transparent huge pages advised) is kept for the next request of the same size, up to
-// kPoolMaxBytes in all (oldest dropped first).  KANLAB_BUFFER_POOL=0 turns the cache off.
+// buffer (page aligned; from kPoolHugeBytes 2 MiB aligned with transparent huge pages advised) is kept for the
+// next request of the same size, up to kPoolMaxBytes in all (oldest dropped first).  KANLAB_BUFFER_POOL=0 turns
+// the cache off.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -24,6 +26,7 @@
 namespace {
 
 constexpr size_t kPoolMinBytes = size_t(1) << 20;
+constexpr size_t kPoolHugeBytes = size_t(16) << 20;  // from here 2 MiB-aligned, huge pages advised
 constexpr size_t kPoolMaxBytes = size_t(512) << 20;  // per source file
 
 class BufferPool {
@@ -39,10 +42,13 @@ class BufferPool {
           return p;
         }
     }
-    const size_t huge = size_t(1) << 21, rounded = (bytes + huge - 1) / huge * huge;
-    void* p = std::aligned_alloc(huge, rounded);
+    // Huge pages only where rounding up to them wastes little (a touched huge page is resident whole).
+    const size_t huge = size_t(1) << 21, page = size_t(1) << 12;
+    const bool use_huge = bytes >= kPoolHugeBytes;
+    const size_t unit = use_huge ? huge : page, rounded = (bytes + unit - 1) / unit * unit;
+    void* p = std::aligned_alloc(unit, rounded);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (p != nullptr) (void)madvise(p, rounded, MADV_HUGEPAGE);  // a hint
+    if (p != nullptr && use_huge) (void)madvise(p, rounded, MADV_HUGEPAGE);  // a hint
 #endif
     return p;
   }
