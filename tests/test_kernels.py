@@ -388,6 +388,33 @@ def test_pack_weight_matches_the_product_and_concatenation(impl):
     assert torch.autograd.gradgradcheck(ops.packed_weight, (coef, scale, base))
 
 
+@pytest.mark.skipif(not extension_available(), reason="needs the C++ extension")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("order", [0, 1, 3, 5])
+@pytest.mark.parametrize("with_act", [False, True])
+def test_dense_operand_rows_match_cox_de_boor(dtype, order, with_act):
+    """``bspline_dense`` writes whole rows (float32 rows of at most 16 columns through one masked permute per row,
+    longer rows through zero fill + window copy): grids whose rows are shorter than, exactly, and longer than 16
+    columns, points outside the grid, on every knot, NaN and ±inf."""
+    gen = torch.Generator().manual_seed(10 + order)
+    for n_cols in (9, 15, 16, 17, 30):
+        grid_size = n_cols - order - int(with_act)
+        if grid_size < 1:
+            continue
+        grid = _grid("uniform", 37, grid_size, order, gen).to(dtype)
+        x = _points(grid, 150, gen)
+        act = torch.randn(x.shape, dtype=dtype, generator=gen) if with_act else None
+        got = torch.ops.kanlab_cpp.bspline_dense(x, act, grid, order)
+        n_fun = grid.shape[1] - order - 1
+        assert got.shape == (*x.shape, n_cols)
+        want = torch.nan_to_num(bspline_basis(x.double(), grid.double(), order), nan=0.0)  # NaN/inf rows: zero
+        tol = 1e-6 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(got[..., :n_fun].double(), want, rtol=tol, atol=tol)
+        if with_act:
+            assert torch.equal(got[..., n_fun], act)
+        torch.testing.assert_close(got, torch_impl.bspline_dense(x, act, grid, order), rtol=tol, atol=tol)
+
+
 def test_torch_compile_keeps_working():
     layer = _layer(3, torch.float32, grid_size=30, n_in=8, n_out=6)
     layer.kernel = "local"
@@ -415,9 +442,10 @@ def test_choice_overrides_and_errors():
         with use_kernel("nope"):
             pass
     calls = []
-    original = ops.contract_local
+    originals = {name: getattr(ops, name) for name in ("contract_local", "contract_local_inputs")}
     try:
-        ops.contract_local = lambda *a: calls.append(1) or original(*a)
+        for name, fn in originals.items():  # the local path's two entry points (data inputs: the second)
+            setattr(ops, name, lambda *a, _fn=fn: calls.append(1) or _fn(*a))
         with use_kernel("local"):
             layer(x)
         assert calls, "use_kernel('local') did not route through the local kernel"
@@ -427,7 +455,8 @@ def test_choice_overrides_and_errors():
             layer(x)
         assert not calls
     finally:
-        ops.contract_local = original
+        for name, fn in originals.items():
+            setattr(ops, name, fn)
     rbf = KANLinear(3, 2, basis="rbf", dtype=torch.float64)
     rbf(torch.rand(4, 3, dtype=torch.float64))  # auto -> reference
     rbf.kernel = "local"

@@ -1,5 +1,6 @@
 """The local path's training-step ops: ``local_forward_lists`` sorts each feature's samples once and
 ``local_backward_lists`` reuses those lists; both must compute what ``local_forward`` / ``local_backward`` do.
+``local_forward_inputs`` builds the same lists straight from the inputs (no ``v``/``first``).
 
 Oracles: the plain C++ ops (themselves checked against the dense formulas in ``test_kernels.py``) and the
 ``"reference"`` path of a layer (dense basis tensor + GEMM, plain autograd).
@@ -60,6 +61,58 @@ def test_lists_ops_match_the_plain_ops(dtype, order, grid_size, n_out, threads):
         torch.set_num_threads(previous)
 
 
+def _rows(order: int, grid_size: int, n_in: int, uniform: bool, gen: torch.Generator) -> torch.Tensor:
+    m = grid_size + 2 * order + 1
+    grid = (-1 + torch.arange(-order, grid_size + order + 1, dtype=torch.float64) * 2 / grid_size).expand(n_in, m)
+    if not uniform:  # jittered knots: the evaluation takes bspline_local's general path
+        grid = torch.sort(grid + torch.rand(n_in, m, dtype=torch.float64, generator=gen) * (0.4 / grid_size),
+                          dim=1).values
+    return grid.contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("order", [0, 1, 3, 5, 7])
+@pytest.mark.parametrize("grid_size", [5, 200])
+@pytest.mark.parametrize("uniform", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lists_from_inputs_equal_the_sorted_values(dtype, order, grid_size, uniform, threads):
+    """``local_forward_inputs(x)`` = ``local_forward_lists(bspline_local(x))``: the same lists byte for byte and
+    the same outputs, for inputs outside the knot span on both sides (skipped rows), NaN and ±inf, on uniform
+    rows (evaluated in list order) and jittered ones (sorted from v and first)."""
+    gen = torch.Generator().manual_seed(order * 7 + grid_size)
+    grid = _rows(order, grid_size, 37, uniform, gen).to(dtype)
+    x = (torch.rand(300, 37, dtype=torch.float64, generator=gen) * 2.6 - 1.3).to(dtype)
+    x[0, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype)
+    coef = torch.randn(41, 37, grid_size + order, dtype=dtype, generator=gen)
+    scale = torch.rand(41, 37, dtype=dtype, generator=gen)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        v, first = torch.ops.kanlab_cpp.bspline_local(x, grid, order, 0)
+        want_y, want_lists = torch.ops.kanlab_cpp.local_forward_lists(v, first, coef, scale)
+        y, lists = torch.ops.kanlab_cpp.local_forward_inputs(x, grid, order, coef, scale)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(lists, want_lists)
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(y, want_y, **tol)
+
+
+def test_inputs_op_refuses_mismatched_shapes():
+    gen = torch.Generator().manual_seed(0)
+    grid = _rows(3, 10, 6, True, gen).float()
+    x = torch.rand(20, 6, generator=gen)
+    coef, scale = torch.randn(5, 6, 13, generator=gen), torch.rand(5, 6, generator=gen)
+    with pytest.raises(RuntimeError, match="coef must be"):
+        torch.ops.kanlab_cpp.local_forward_inputs(x, grid, 3, coef[..., :-1], scale)
+    with pytest.raises(RuntimeError, match="scale must be"):
+        torch.ops.kanlab_cpp.local_forward_inputs(x, grid, 3, coef, scale[:, :-1])
+    with pytest.raises(RuntimeError, match="share a dtype"):
+        torch.ops.kanlab_cpp.local_forward_inputs(x, grid, 3, coef.double(), scale.double())
+    with pytest.raises(RuntimeError, match="grid must be"):
+        torch.ops.kanlab_cpp.local_forward_inputs(x[:, :5], grid, 3, coef, scale)
+
+
 def test_lists_from_another_shape_are_refused():
     v, first, coef, scale, grad = _case(3, 10, 6, 5, 40, torch.float32)
     _, lists = torch.ops.kanlab_cpp.local_forward_lists(v, first, coef, scale)
@@ -89,11 +142,14 @@ def _ops_called(fn) -> set[str]:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("grid_size", [5, 60])
-def test_training_step_on_data_inputs_sorts_once_and_matches_reference(dtype, grid_size):
-    """Inputs that need no gradient (a first layer): the step runs the lists ops, and its outputs and parameter
-    gradients equal the reference path's; inference and input-gradient steps keep the plain ops."""
+@pytest.mark.parametrize("span", [0.9, 1.3])
+def test_training_step_on_data_inputs_sorts_once_and_matches_reference(dtype, grid_size, span):
+    """Inputs that need no gradient (a first layer): the step runs the lists ops (inside the grid range straight
+    from the inputs; outside it, where the linear extrapolation adjusts the values, from v and first), and its
+    outputs and parameter gradients equal the reference path's; inference and input-gradient steps keep the
+    plain ops."""
     layer = _layer(dtype, grid_size)
-    x = torch.rand(90, 7, dtype=dtype, generator=torch.Generator().manual_seed(1)) * 1.8 - 0.9
+    x = (torch.rand(90, 7, dtype=dtype, generator=torch.Generator().manual_seed(1)) * 2 - 1) * span
     g = torch.randn(90, 5, dtype=dtype, generator=torch.Generator().manual_seed(2))
 
     def step(kernel):
@@ -103,8 +159,8 @@ def test_training_step_on_data_inputs_sorts_once_and_matches_reference(dtype, gr
         (y * g).sum().backward()
         return [y.detach()] + [p.grad.clone() for p in layer.parameters()]
 
-    assert _ops_called(lambda: step("local")) == {"kanlab_cpp::local_forward_lists",
-                                                    "kanlab_cpp::local_backward_lists"}
+    forward = "kanlab_cpp::local_forward_inputs" if span < 1 else "kanlab_cpp::local_forward_lists"
+    assert _ops_called(lambda: step("local")) == {forward, "kanlab_cpp::local_backward_lists"}
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
     for a, b in zip(step("local"), step("reference")):
         torch.testing.assert_close(a, b, **tol)
@@ -116,11 +172,12 @@ def test_training_step_on_data_inputs_sorts_once_and_matches_reference(dtype, gr
                                                                  "kanlab_cpp::local_backward"}
 
 
-def test_create_graph_through_the_lists_matches_reference():
-    """A gradient penalty on the parameters (double backward with data inputs): the backward rebuilds v and
-    first from the lists for the differentiable composite."""
+@pytest.mark.parametrize("span", [0.95, 1.2])
+def test_create_graph_through_the_lists_matches_reference(span):
+    """A gradient penalty on the parameters (double backward with data inputs, inside the grid range and
+    beyond it): the backward rebuilds v and first from the lists for the differentiable composite."""
     layer = _layer(torch.float64, 9)
-    x = torch.rand(40, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 2.4 - 1.2
+    x = (torch.rand(40, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 2 - 1) * span
 
     def penalty(kernel):
         layer.kernel = kernel

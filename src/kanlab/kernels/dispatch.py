@@ -150,10 +150,14 @@ def _dense(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
                  adds_bias=True)
 def _local(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
     xe, tangent = _basis_inputs(x, basis)
-    v, first = ops.local_values(xe, basis.grid, basis.order, 0)
-    if tangent is not None:  # outside the range the window sits at the end: add distance × the end slopes
-        v = v + basis._window_tangent(*tangent, first)
-    out = ops.contract_local(v, first, coef, scale)  # a fresh tensor that nothing saves: updated in place
+    if tangent is None and ops.contracts_inputs(xe, coef, scale, basis.order):  # data inputs: evaluate + sort once
+        out = ops.contract_local_inputs(xe, basis.grid, basis.order, coef, scale)
+    else:
+        v, first = ops.local_values(xe, basis.grid, basis.order, 0)
+        if tangent is not None:  # outside the range the window sits at the end: add distance × the end slopes
+            v = v + basis._window_tangent(*tangent, first)
+        out = ops.contract_local(v, first, coef, scale)
+    # out is a fresh tensor that nothing saves: updated in place
     if base_weight is not None:  # (a new (N, out) tensor per op costs its page faults: as much as the op)
         out = out.addmm_(act(x), base_weight.t())
     if bias is not None:

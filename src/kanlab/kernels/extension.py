@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).with_name("csrc") / name for name in ("kan_cpu.cpp", "kan_local.cpp", "kan_fused.cpp")]
 _HEADERS = [Path(__file__).with_name("csrc") / name
-            for name in ("buffer_pool.h", "feature_lists.h", "transpose.h", "window_sweeps.h")]
+            for name in ("bspline_eval.h", "buffer_pool.h", "feature_lists.h", "transpose.h", "window_sweeps.h")]
 _NAME = "kanlab_cpu_kernels"
 _MARKER = "kanlab-loaded"  # written next to a build that loaded once
 _CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fopenmp-simd", "-std=c++17"]

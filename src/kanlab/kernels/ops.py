@@ -19,7 +19,9 @@ implementation (:mod:`kanlab.kernels.torch_impl`) otherwise; all compute the sam
 In eager training steps whose ``v`` needs no gradient (first layers: inputs that are data) the contraction runs
 ``kanlab_cpp::local_forward_lists`` / ``local_backward_lists`` instead: the forward sorts each feature's
 samples by knot interval (the order both kernels sweep in) and keeps those lists in place of ``v`` and
-``first`` (the same bytes), so the backward need not sort again.
+``first`` (the same bytes), so the backward need not sort again.  Inputs inside the grid range skip ``v`` and
+``first`` altogether: ``kanlab_cpp::local_forward_inputs`` evaluates each feature's basis values straight into
+its sorted list.
 
 Backward functions run the fused kernels when autograd is not recording (plain ``.backward()``); under
 ``create_graph=True`` they switch to a differentiable composite of PyTorch ops and these ops, whose cost grows
@@ -37,7 +39,8 @@ from . import torch_impl, triton_local
 from .extension import load_extension
 
 __all__ = ["bspline_local", "bspline_dense", "local_forward", "local_backward", "uses_extension", "uses_triton",
-           "local_values", "dense_values", "contract_local", "pack_weight", "packed_weight"]
+           "local_values", "dense_values", "contract_local", "contract_local_inputs", "contracts_inputs",
+           "pack_weight", "packed_weight"]
 
 _CPP_DTYPES = (torch.float32, torch.float64)
 _CPP_MAX_ORDER = 15
@@ -333,15 +336,40 @@ class _LocalContraction(torch.autograd.Function):
     def backward(ctx, grad):
         if not ctx.lists:
             return (*_local_forward_backward(ctx, grad), None)
-        lists, coef, scale = ctx.saved_tensors
-        need_coef, need_scale = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
-        if torch.is_grad_enabled():  # create_graph: the differentiable composite, from v and first unpacked
-            v, first = _unpack_lists(lists, ctx.shape, ctx.dtype)
-            _, g_coef, g_scale = _local_backward_composite(grad, v, first, coef, scale)
-        else:
-            _, g_coef, g_scale = torch.ops.kanlab_cpp.local_backward_lists(grad.contiguous(), lists, coef, scale,
-                                                                         ctx.shape[2], False, True)
-        return None, None, g_coef if need_coef else None, g_scale if need_scale else None, None
+        g_coef, g_scale = _weight_grads_from_lists(ctx, grad, ctx.needs_input_grad[2], ctx.needs_input_grad[3])
+        return None, None, g_coef, g_scale, None
+
+
+class _InputContraction(torch.autograd.Function):
+    """The eager local contraction of a training step straight from inputs that need no gradient (a first layer
+    on data inside the grid range): evaluation and the per-feature sort in one C++ pass
+    (``kanlab_cpp::local_forward_inputs``), neither ``v`` nor ``first`` materialised; the backward is
+    :class:`_LocalContraction`'s from the lists."""
+
+    @staticmethod
+    def forward(ctx, x, grid, order, coef, scale):
+        y, lists = torch.ops.kanlab_cpp.local_forward_inputs(x, grid, order, coef, scale)
+        ctx.save_for_backward(lists, coef, scale)
+        ctx.shape, ctx.dtype = (x.shape[0], x.shape[1], order + 1), x.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        g_coef, g_scale = _weight_grads_from_lists(ctx, grad, ctx.needs_input_grad[3], ctx.needs_input_grad[4])
+        return None, None, None, g_coef, g_scale
+
+
+def _weight_grads_from_lists(ctx, grad: Tensor, need_coef: bool, need_scale: bool):
+    """``(g_coef, g_scale)`` (None where not needed) of a contraction whose ``ctx`` saved ``(lists, coef,
+    scale)``, ``shape = (N, in, R)`` and ``dtype``."""
+    lists, coef, scale = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph: the differentiable composite, from v and first unpacked
+        v, first = _unpack_lists(lists, ctx.shape, ctx.dtype)
+        _, g_coef, g_scale = _local_backward_composite(grad, v, first, coef, scale)
+    else:
+        _, g_coef, g_scale = torch.ops.kanlab_cpp.local_backward_lists(grad.contiguous(), lists, coef, scale,
+                                                                     ctx.shape[2], False, True)
+    return g_coef if need_coef else None, g_scale if need_scale else None
 
 
 def _unpack_lists(lists: Tensor, shape: torch.Size, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -380,6 +408,20 @@ def contract_local(v: Tensor, first: Tensor, coef: Tensor, scale: Tensor) -> Ten
         keep_lists = torch.is_grad_enabled() and not v.requires_grad and (coef.requires_grad or scale.requires_grad)
         return _LocalContraction.apply(v, first, coef, scale, keep_lists)
     return local_forward(v, first, coef, scale)
+
+
+def contracts_inputs(x: Tensor, coef: Tensor, scale: Tensor, order: int) -> bool:
+    """Whether :func:`contract_local_inputs` applies: an eager training step (grad enabled, a parameter needs a
+    gradient, ``x`` does not) on plain CPU tensors of one dtype that the C++ kernels take."""
+    return (torch.is_grad_enabled() and not x.requires_grad and (coef.requires_grad or scale.requires_grad)
+            and x.dim() == 2 and coef.dtype == scale.dtype == x.dtype and _plain(x, coef, scale)
+            and uses_extension(x, order))
+
+
+def contract_local_inputs(x: Tensor, grid: Tensor, order: int, coef: Tensor, scale: Tensor) -> Tensor:
+    """``contract_local(*local_values(x, grid, order, 0), coef, scale)`` in one C++ pass for inputs that need no
+    gradient (call only where :func:`contracts_inputs` holds)."""
+    return _InputContraction.apply(x, grid.to(x.dtype), order, coef, scale)
 
 
 class _PackWeight(torch.autograd.Function):

@@ -27,6 +27,7 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include "bspline_eval.h"
 #include "buffer_pool.h"
 #include "feature_lists.h"
 #include "transpose.h"
@@ -34,6 +35,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -550,6 +552,60 @@ std::tuple<at::Tensor, at::Tensor> local_forward_lists(const at::Tensor& v, cons
   return forward_op(v, first, coef, scale, true);
 }
 
+// The forward of a training step straight from the inputs x (N, I) on knot rows grid (I, M): on uniform rows the
+// lists are built without v and first (feature_lists_from_inputs), otherwise from bspline_local's values; then
+// as local_forward_lists (which returns the same y and lists for bspline_local(x, grid, order, 0)).
+std::tuple<at::Tensor, at::Tensor> local_forward_inputs(const at::Tensor& x_, const at::Tensor& grid_, int64_t order,
+                                                        const at::Tensor& coef_, const at::Tensor& scale_) {
+  check_grid(x_, grid_, order);
+  const int64_t M = grid_.size(1), K = M - order - 1, R = order + 1;
+  TORCH_CHECK(coef_.dim() == 3 && coef_.size(1) == x_.size(1) && coef_.size(2) == K,
+              "coef must be (out, in, K) with K = ", K, " for these knot rows, got ", coef_.sizes());
+  TORCH_CHECK(scale_.dim() == 2 && scale_.size(0) == coef_.size(0) && scale_.size(1) == coef_.size(1),
+              "scale must be (out, in)");
+  TORCH_CHECK(coef_.scalar_type() == x_.scalar_type() && scale_.scalar_type() == x_.scalar_type(),
+              "x, coef and scale must share a dtype");
+  TORCH_CHECK(coef_.device().is_cpu() && scale_.device().is_cpu(), "kanlab_cpp kernels run on CPU tensors");
+  TORCH_CHECK(x_.size(0) < (int64_t(1) << 31), "batch too large for the local kernel (>= 2^31 rows)");
+  const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), coef = coef_.contiguous(),
+                   scale = scale_.contiguous();
+  const int64_t N = x.size(0), I = x.size(1), O = coef.size(0);
+  at::Tensor y = at::zeros({N, O}, x.options());
+  at::Tensor lists_buf = at::empty({0}, x.options().dtype(at::kByte));
+  if (N == 0) return {y, lists_buf};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "local_forward_inputs", [&] {
+    const scalar_t* gp = grid.const_data_ptr<scalar_t>();
+    std::vector<int32_t> no_tables;
+    const std::vector<Row<scalar_t>> rows = describe_rows(gp, I, M, no_tables, false, I);
+    bool uniform = true;
+    std::vector<scalar_t> inv_h(I);
+    for (int64_t i = 0; i < I; ++i) {
+      uniform = uniform && rows[i].uniform;
+      inv_h[i] = rows[i].inv_h;
+    }
+    // the sorted sweep reads only the lists; the tiles (double, no AVX-512, long windows) also need v and first
+    bool sweeps = false;
+#if defined(KANLAB_WINDOW_SWEEPS)
+    sweeps = std::is_same_v<scalar_t, float> && R <= 6;
+#endif
+    at::Tensor v, first;
+    if (!(uniform && sweeps)) std::tie(v, first) = evaluate_local(x, grid, order, 0);
+    FeatureLists<scalar_t> lists =
+        uniform ? feature_lists_from_inputs<scalar_t>(x.const_data_ptr<scalar_t>(), gp, inv_h.data(), N, I, M,
+                                                      (int)order)
+                : feature_lists<scalar_t>(v.const_data_ptr<scalar_t>(), first.const_data_ptr<int64_t>(), N, I, K, R);
+    lists_buf = lists.buf;
+    with_order(R, [&](auto tag) {
+      constexpr int RR = decltype(tag)::value;
+      local_forward_impl<scalar_t, RR>(v.defined() ? v.const_data_ptr<scalar_t>() : nullptr,
+                                       first.defined() ? first.const_data_ptr<int64_t>() : nullptr,
+                                       coef.const_data_ptr<scalar_t>(), scale.const_data_ptr<scalar_t>(),
+                                       y.mutable_data_ptr<scalar_t>(), N, I, O, K, (int)R, &lists);
+    });
+  });
+  return {y, lists_buf};
+}
+
 // The backward from v and first, or (v null) from lists; R = k + 1.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_op(const at::Tensor& g_, const at::Tensor* v_,
                                                            const at::Tensor* first_, const at::Tensor* lists,
@@ -611,6 +667,7 @@ TORCH_LIBRARY_FRAGMENT(kanlab_cpp, m) {
   m.def("local_backward(Tensor grad, Tensor v, Tensor first, Tensor coef, Tensor scale, bool need_v, "
         "bool need_w) -> (Tensor, Tensor, Tensor)");
   m.def("local_forward_lists(Tensor v, Tensor first, Tensor coef, Tensor scale) -> (Tensor, Tensor)");
+  m.def("local_forward_inputs(Tensor x, Tensor grid, int order, Tensor coef, Tensor scale) -> (Tensor, Tensor)");
   m.def("local_backward_lists(Tensor grad, Tensor lists, Tensor coef, Tensor scale, int R, bool need_v, "
         "bool need_w) -> (Tensor, Tensor, Tensor)");
 }
@@ -619,5 +676,6 @@ TORCH_LIBRARY_IMPL(kanlab_cpp, CPU, m) {
   m.impl("local_forward", &local_forward);
   m.impl("local_backward", &local_backward);
   m.impl("local_forward_lists", &local_forward_lists);
+  m.impl("local_forward_inputs", &local_forward_inputs);
   m.impl("local_backward_lists", &local_backward_lists);
 }
