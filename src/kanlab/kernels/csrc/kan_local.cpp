@@ -484,19 +484,28 @@ void local_backward_impl(const T* g, const T* v, const int64_t* first, const T* 
   });
 }
 
+// coef (out, in, K) and scale (out, in) for the inputs `x` (v or x: (N, in, ...), named `name`): shapes, one
+// dtype, CPU tensors, a batch the kernels' int32 sample indices can hold.
+void check_weights(const at::Tensor& coef, const at::Tensor& scale, const at::Tensor& x, const char* name) {
+  TORCH_CHECK(coef.dim() == 3 && coef.size(1) == x.size(1), "coef must be (out, in, K) with in = ", x.size(1),
+              ", got ", coef.sizes());
+  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1),
+              "scale must be (out, in)");
+  TORCH_CHECK(x.scalar_type() == coef.scalar_type() && scale.scalar_type() == coef.scalar_type(), name,
+              ", coef and scale must share a dtype");
+  TORCH_CHECK(x.device().is_cpu() && coef.device().is_cpu() && scale.device().is_cpu(),
+              "kanlab_cpp kernels run on CPU tensors");
+  TORCH_CHECK(x.size(0) < (int64_t(1) << 31), "batch too large for the local kernel (>= 2^31 rows)");
+}
+
 void check_local(const at::Tensor& v, const at::Tensor& first, const at::Tensor& coef, const at::Tensor& scale) {
   TORCH_CHECK(v.dim() == 3, "v must be (N, in, k+1), got ", v.sizes());
   TORCH_CHECK(v.size(2) >= 1 && v.size(2) <= kMaxR, "v's last dimension (k+1) must lie in [1, ", kMaxR, "]");
   TORCH_CHECK(first.dim() == 2 && first.size(0) == v.size(0) && first.size(1) == v.size(1) &&
                   first.scalar_type() == at::kLong, "first must be int64 (N, in)");
-  TORCH_CHECK(coef.dim() == 3 && coef.size(1) == v.size(1) && coef.size(2) >= v.size(2),
-              "coef must be (out, in, K) with K >= k+1, got ", coef.sizes());
-  TORCH_CHECK(scale.dim() == 2 && scale.size(0) == coef.size(0) && scale.size(1) == coef.size(1),
-              "scale must be (out, in)");
-  TORCH_CHECK(v.scalar_type() == coef.scalar_type() && scale.scalar_type() == coef.scalar_type(),
-              "v, coef and scale must share a dtype");
-  TORCH_CHECK(v.device().is_cpu() && coef.device().is_cpu(), "kanlab_cpp kernels run on CPU tensors");
-  TORCH_CHECK(v.size(0) < (int64_t(1) << 31), "batch too large for the local kernel (>= 2^31 rows)");
+  TORCH_CHECK(coef.dim() == 3 && coef.size(2) >= v.size(2), "coef must be (out, in, K) with K >= k+1, got ",
+              coef.sizes());
+  check_weights(coef, scale, v, "v");
 }
 
 // Calls fn(std::integral_constant<int, R>) with R = Rd for Rd in 1..6, else R = 0 (runtime loops).
@@ -559,14 +568,9 @@ std::tuple<at::Tensor, at::Tensor> local_forward_inputs(const at::Tensor& x_, co
                                                         const at::Tensor& coef_, const at::Tensor& scale_) {
   check_grid(x_, grid_, order);
   const int64_t M = grid_.size(1), K = M - order - 1, R = order + 1;
-  TORCH_CHECK(coef_.dim() == 3 && coef_.size(1) == x_.size(1) && coef_.size(2) == K,
-              "coef must be (out, in, K) with K = ", K, " for these knot rows, got ", coef_.sizes());
-  TORCH_CHECK(scale_.dim() == 2 && scale_.size(0) == coef_.size(0) && scale_.size(1) == coef_.size(1),
-              "scale must be (out, in)");
-  TORCH_CHECK(coef_.scalar_type() == x_.scalar_type() && scale_.scalar_type() == x_.scalar_type(),
-              "x, coef and scale must share a dtype");
-  TORCH_CHECK(coef_.device().is_cpu() && scale_.device().is_cpu(), "kanlab_cpp kernels run on CPU tensors");
-  TORCH_CHECK(x_.size(0) < (int64_t(1) << 31), "batch too large for the local kernel (>= 2^31 rows)");
+  TORCH_CHECK(coef_.dim() == 3 && coef_.size(2) == K, "coef must be (out, in, K) with K = ", K,
+              " for these knot rows, got ", coef_.sizes());
+  check_weights(coef_, scale_, x_, "x");
   const at::Tensor x = x_.contiguous(), grid = grid_.contiguous(), coef = coef_.contiguous(),
                    scale = scale_.contiguous();
   const int64_t N = x.size(0), I = x.size(1), O = coef.size(0);
