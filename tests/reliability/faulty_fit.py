@@ -40,6 +40,9 @@ def main() -> int:
     nth, sig_name = rest.split(":")
     at_step, nth = int(at_step), int(nth)
     sig = {"KILL": signal.SIGKILL, "INT": signal.SIGINT}[sig_name]
+    if sig == signal.SIGINT:  # the Ctrl-C of a terminal, which reaches a foreground process: a parent that
+        # ignores SIGINT (a background job without job control) must not pass that on to this process
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     progress = {"step": -1, "count": 0, "fired": False}
 
     def hit(name: str) -> None:
