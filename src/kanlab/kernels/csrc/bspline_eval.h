@@ -161,7 +161,8 @@ inline void store_window(const T* __restrict n, const T* __restrict keep, const 
 // knots; writes u (the position in the interval, in units of h), keep (1 where the input lies on its row and
 // d <= k), jw (the window's shift where it is clamped at the ends of the row) and first.  Input l lies on row l
 // (x[0..L) one sample, every feature: t0, tl, invh per row, g (L, M)) or, with OneRow, every input on row 0 (one
-// feature's samples).
+// feature's samples).  (noinline here and in uniform_pieces: inlined into feature_lists_from_inputs' loop, GCC
+// lost the restrict qualifiers and left the loops scalar.)
 template <typename T, bool OneRow, typename F>
 __attribute__((noinline)) void uniform_intervals(const T* __restrict x, const T* __restrict g, const T* __restrict t0,
                               const T* __restrict tl, const T* __restrict invh, int64_t L, int64_t M, int k, int d,

@@ -561,8 +561,9 @@ std::tuple<at::Tensor, at::Tensor> local_forward_lists(const at::Tensor& v, cons
   return forward_op(v, first, coef, scale, true);
 }
 
-// The forward of a training step straight from the inputs x (N, I) on knot rows grid (I, M): on uniform rows the
-// lists are built without v and first (feature_lists_from_inputs), otherwise from bspline_local's values; then
+// The forward of a training step straight from the inputs x (N, I) on knot rows grid (I, M): on uniform rows with
+// the sorted sweep the lists are built without v and first (feature_lists_from_inputs), otherwise from
+// bspline_local's values (which the tiles read too); then
 // as local_forward_lists (which returns the same y and lists for bspline_local(x, grid, order, 0)).
 std::tuple<at::Tensor, at::Tensor> local_forward_inputs(const at::Tensor& x_, const at::Tensor& grid_, int64_t order,
                                                         const at::Tensor& coef_, const at::Tensor& scale_) {
@@ -593,11 +594,14 @@ std::tuple<at::Tensor, at::Tensor> local_forward_inputs(const at::Tensor& x_, co
     sweeps = std::is_same_v<scalar_t, float> && R <= 6;
 #endif
     at::Tensor v, first;
-    if (!(uniform && sweeps)) std::tie(v, first) = evaluate_local(x, grid, order, 0);
-    FeatureLists<scalar_t> lists =
-        uniform ? feature_lists_from_inputs<scalar_t>(x.const_data_ptr<scalar_t>(), gp, inv_h.data(), N, I, M,
-                                                      (int)order)
-                : feature_lists<scalar_t>(v.const_data_ptr<scalar_t>(), first.const_data_ptr<int64_t>(), N, I, K, R);
+    FeatureLists<scalar_t> lists;
+    if (uniform && sweeps) {
+      lists = feature_lists_from_inputs<scalar_t>(x.const_data_ptr<scalar_t>(), gp, inv_h.data(), N, I, M,
+                                                  (int)order);
+    } else {  // v and first are needed anyway: sort them
+      std::tie(v, first) = evaluate_local(x, grid, order, 0);
+      lists = feature_lists<scalar_t>(v.const_data_ptr<scalar_t>(), first.const_data_ptr<int64_t>(), N, I, K, R);
+    }
     lists_buf = lists.buf;
     with_order(R, [&](auto tag) {
       constexpr int RR = decltype(tag)::value;
