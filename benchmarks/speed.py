@@ -16,7 +16,9 @@ Rows per case (time of one step, median of ``--reps`` repetitions interleaved ac
 * ``kanlab dense`` / ``kanlab local`` — the two fast paths (``←`` marks the one ``"auto"`` picks);
 * ``pykan`` — ``kan.KAN(width, grid=G, k=3)`` in ``speed()`` mode, when ``pykan`` is importable.
 
-Times are wall-clock (CUDA events on a GPU) and, on CPU, process CPU time too: on a shared machine the CPU
+Each row of a case runs in a fresh process of its own (``--same-process`` puts them all in this one), so no row's
+time depends on the allocator state another row leaves behind.  Times are wall-clock (CUDA events on a GPU)
+and, on CPU, process CPU time too: on a shared machine the CPU
 time is the steadier number; ratios are taken between rows measured side by side.  ``train`` = forward +
 backward of ``sum(y)``; ``fwd`` = forward under ``no_grad``.  Peak activation memory is measured in a
 separate process per case (Linux): peak RSS during one train step above the RSS just before it (the peak is
@@ -144,25 +146,111 @@ def timer(device: str):
 
 
 def time_case(widths, grid, batch, mode, args, device):
-    """Median wall / CPU ms of every row, repetitions interleaved across rows."""
-    measure = timer(device)
+    """Median wall / CPU ms of every row, repetitions interleaved across rows (``--same-process``: every row in
+    this process; default: every row in a fresh worker process of its own, see :class:`RowWorker`)."""
     rows = rows_for(widths, grid, args)
-    runs = {}
-    for name in rows:
-        runs[name], _ = make_row(name, widths, grid, batch, device)
-        for _ in range(args.warmup):
-            runs[name](mode)
+    if args.same_process:
+        measure = timer(device)
+        runs = {}
+        for name in rows:
+            runs[name], _ = make_row(name, widths, grid, batch, device)
+            for _ in range(args.warmup):
+                runs[name](mode)
+        step = {name: (lambda name=name: measure(lambda: runs[name](mode))) for name in rows}
+    else:
+        spec = dict(widths=widths, grid=grid, batch=batch, mode=mode, device=device,
+                    threads=torch.get_num_threads(), warmup=args.warmup, warm_malloc=args.warm_malloc)
+        workers = {name: RowWorker(dict(spec, name=name)) for name in rows}  # start together, then wait
+        try:
+            for worker in workers.values():
+                worker.ready()
+            return _interleave(rows, {name: w.time_step for name, w in workers.items()}, args)
+        finally:
+            for worker in workers.values():
+                worker.close()
+    return _interleave(rows, step, args)
+
+
+def _interleave(rows, step, args):
     samples = {name: [] for name in rows}
     slow = set()
     for rep in range(args.reps):
         for name in rows:
             if name in slow and rep >= args.slow_reps:
                 continue
-            samples[name].append(measure(lambda: runs[name](mode)))
+            samples[name].append(step[name]())
             if samples[name][-1][0] > args.slow_ms and name in CAPPED:
                 slow.add(name)
     return {name: (statistics.median(s[0] for s in samples[name]), statistics.median(s[1] for s in samples[name]),
                    len(samples[name])) for name in rows}
+
+
+# ---- one row per process -------------------------------------------------------------------------------
+class RowWorker:
+    """One row of one case in a fresh process, timed one step per request.
+
+    Rows share no process state: a row's time does not depend on which other rows run.  (In one process the
+    allocator state other rows leave behind changes the time of allocation-heavy rows: glibc raises its mmap
+    and trim thresholds after large frees, so the efficient-kan formulation ran up to 1.4x faster with
+    pykan's row beside it than without.)  Every worker is a training process of its own, as it would be for
+    a user.
+    """
+
+    def __init__(self, spec: dict):
+        import tempfile
+
+        self.spec = spec
+        self.log = tempfile.TemporaryFile(mode="w+")
+        env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]))
+        if spec.get("warm_malloc"):  # glibc: the largest mmap threshold, never give the heap's top back
+            env.update(MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(1 << 40))
+        self.proc = subprocess.Popen([sys.executable, __file__, "--row-worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.proc.stdin.write(json.dumps(spec) + "\n")
+        self.proc.stdin.flush()
+
+    def _reply(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            raise RuntimeError(f"row worker for {self.spec} died:\n{self.log.read()[-4000:]}")
+        return json.loads(line)
+
+    def ready(self) -> None:
+        self._reply()
+
+    def time_step(self) -> tuple[float, float]:
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        return tuple(self._reply())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.stdin.close()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+
+def row_worker() -> None:
+    """The worker side of :class:`RowWorker`: a spec line on stdin, then per ``step`` line one untimed and one
+    timed step (the process idled while the other rows ran: the untimed step wakes its threads and caches);
+    replies (JSON lines) go to the original stdout, anything else printed goes to stderr."""
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    spec = json.loads(sys.stdin.readline())
+    torch.set_num_threads(spec["threads"])
+    extension_available()
+    run, _ = make_row(spec["name"], spec["widths"], spec["grid"], spec["batch"], spec["device"])
+    for _ in range(spec["warmup"]):
+        run(spec["mode"])
+    measure = timer(spec["device"])
+    print(json.dumps("ready"), file=replies, flush=True)
+    for line in sys.stdin:
+        if line.strip() == "step":
+            run(spec["mode"])  # back to back with the timed step, as in a training loop: threads and caches warm
+            print(json.dumps(measure(lambda: run(spec["mode"]))), file=replies, flush=True)
 
 
 # ---- memory (separate process) -------------------------------------------------------------------------
@@ -293,8 +381,17 @@ def main(argv=None) -> int:
     p.add_argument("--e2e-width", default="2,5,1", help="network widths of the end-to-end fit (2 inputs)")
     p.add_argument("--e2e-points", type=int, default=1000, help="training points of the end-to-end fit")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--same-process", action="store_true",
+                   help="time every row in this process (default: each row of a case in a process of its own)")
+    p.add_argument("--warm-malloc", action="store_true",
+                   help="workers keep freed memory (glibc mmap threshold 32 MiB, no trimming): fewer page faults "
+                        "for allocation-heavy rows")
     p.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--row-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.row_worker:
+        row_worker()
+        return 0
     if args.memory_worker:
         memory_worker(args.memory_worker)
         return 0
@@ -318,7 +415,9 @@ def main(argv=None) -> int:
           f"(build/load {build_s:.1f} s, reported separately from the timings); pykan: "
           f"{'yes' if args.pykan else 'not installed'}; order k={ORDER}; float32; medians of {args.reps} "
           f"interleaved repetitions after {args.warmup} warm-up steps (efficient-kan and pykan rows slower than "
-          f"{args.slow_ms:.0f} ms stop after {args.slow_reps}, marked *)")
+          f"{args.slow_ms:.0f} ms stop after {args.slow_reps}, marked *); "
+          f"{'all rows in one process' if args.same_process else 'each row of a case in a process of its own'}"
+          f"{'; glibc keeps freed memory (--warm-malloc)' if args.warm_malloc else ''}")
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         for shape in shapes:
