@@ -33,6 +33,18 @@ inline bool any_nonzero(const float* v, int R) {
   return any;
 }
 
+// The list visits samples in knot-interval order, so the rows it reads or updates (y in the forward, g in the
+// weight gradient) come in random order: the chunk of the sample kAhead entries ahead is prefetched.  (Measured
+// at 256 -> 256, batch 1024: forward -7% at G = 5 and -11% at G = 200 on one thread, -12 to -17% on two; 8 ahead
+// beat 16.)
+constexpr int64_t kAhead = 8;
+
+inline void prefetch_chunk(const float* row) {
+  const char* p = reinterpret_cast<const char*>(row);
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) _mm_prefetch(p + 64 * c, _MM_HINT_T0);  // 64 floats: four cache lines
+}
+
 // Forward of one feature: y[smp[q], o0 + o] += sum_r vals[q, r] * sl[(st[q] + r) * W + c0 + o] for the chunk's
 // outputs, in list order; y rows are O wide, the slab's W (its columns c0.. map to outputs o0..).  The sum for
 // each (sample, output) is accumulated in the order of axpy_rows (kan_local.cpp): y + v0 w0 + v1 w1 + ...
@@ -64,6 +76,7 @@ inline void forward_window(const float* __restrict sl, int64_t W, int64_t c0, co
       }
       b = f;
     }
+    if (q + kAhead < N) prefetch_chunk(y + (int64_t)smp[q + kAhead] * O + o0);
     float* __restrict yr = y + (int64_t)smp[q] * O + o0;
     __m512 acc[4];
 #pragma GCC unroll 4
@@ -124,6 +137,7 @@ inline void accumulate_window(const float* __restrict g, const int32_t* __restri
       }
       b = f;
     }
+    if (q + kAhead < N) prefetch_chunk(g + (int64_t)smp[q + kAhead] * O + o0);
     const float* __restrict gr = g + (int64_t)smp[q] * O + o0;
     __m512 gv[4];
 #pragma GCC unroll 4
