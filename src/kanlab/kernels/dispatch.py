@@ -199,7 +199,7 @@ def _fused(x, basis, coef, scale, base_weight, act, bias=None) -> Tensor:
 
 # ---- the cost model ------------------------------------------------------------------------------------
 FUSED_MAX_EDGES = 128  # "auto" picks "fused" for layers with at most this many edges
-GATHER = 2.625     # one local-kernel multiply-add (forward + backward), in GEMM multiply-adds
+GATHER = 2.375     # one local-kernel multiply-add (forward + backward), in GEMM multiply-adds
 WEIGHT_PASS = 33.0  # one coefficient touched by a weight pass, in GEMM multiply-adds
 def choose_kernel(batch: int, in_features: int, out_features: int, grid_size: int, order: int,
                   device: torch.device | str = "cpu", *, compiled_kernels: bool | None = None) -> str:
@@ -216,8 +216,8 @@ def choose_kernel(batch: int, in_features: int, out_features: int, grid_size: in
     the gather kernel's speed (``GATHER`` GEMM multiply-adds each) plus the base GEMM ``in·out``; both pass
     over the ``out·in·K`` coefficients about three times per step (scaling/transposes and the gradient,
     ``WEIGHT_PASS`` each), which is what makes the local path's time grow at all with G.  With these numbers
-    the switch sits at ``G ≈ 7.5`` for cubic splines (measured: the two paths tie at G = 7 on one thread and
-    on two; at G = 8 the local path is 12–16% faster).  Without the C++
+    the switch sits at ``G ≈ 6.5`` for cubic splines (measured, local ÷ dense on one / two threads: G = 5:
+    1.07–1.11 / 0.95–0.96; G = 6: 1.01–1.04 / 0.95–1.01; G = 7: 0.96–0.97 / 0.88–0.89).  Without the C++
     kernels (no compiler, non-CPU device, half precision) the answer is ``"dense"``: the local path is then
     pure PyTorch, or on CUDA the Triton kernels, which are checked in Triton's interpreter but not yet timed
     on a GPU (``kernel="local"`` opts in).
