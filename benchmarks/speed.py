@@ -37,6 +37,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,19 +158,18 @@ def time_case(widths, grid, batch, mode, args, device):
             runs[name], _ = make_row(name, widths, grid, batch, device)
             for _ in range(args.warmup):
                 runs[name](mode)
-        step = {name: (lambda name=name: measure(lambda: runs[name](mode))) for name in rows}
-    else:
-        spec = dict(widths=widths, grid=grid, batch=batch, mode=mode, device=device,
-                    threads=torch.get_num_threads(), warmup=args.warmup, warm_malloc=args.warm_malloc)
-        workers = {name: RowWorker(dict(spec, name=name)) for name in rows}  # start together, then wait
-        try:
-            for worker in workers.values():
-                worker.ready()
-            return _interleave(rows, {name: w.time_step for name, w in workers.items()}, args)
-        finally:
-            for worker in workers.values():
-                worker.close()
-    return _interleave(rows, step, args)
+        return _interleave(rows, {name: (lambda name=name: measure(lambda: runs[name](mode))) for name in rows},
+                           args)
+    spec = dict(widths=widths, grid=grid, batch=batch, mode=mode, device=device, threads=torch.get_num_threads(),
+                warmup=args.warmup, warm_malloc=args.warm_malloc)
+    workers = {name: RowWorker(dict(spec, name=name)) for name in rows}  # start together, then wait
+    try:
+        for worker in workers.values():
+            worker.ready()
+        return _interleave(rows, {name: w.time_step for name, w in workers.items()}, args)
+    finally:
+        for worker in workers.values():
+            worker.close()
 
 
 def _interleave(rows, step, args):
@@ -198,8 +198,6 @@ class RowWorker:
     """
 
     def __init__(self, spec: dict):
-        import tempfile
-
         self.spec = spec
         self.log = tempfile.TemporaryFile(mode="w+")
         env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]))
@@ -331,8 +329,6 @@ def e2e(args) -> list[str]:
         from kan import KAN as PyKAN  # noqa: PLC0415
 
         dataset = {k: data[k] for k in ("train_input", "train_label", "test_input", "test_label")}
-        import tempfile
-
         prev, cwd = torch.get_default_dtype(), os.getcwd()
         torch.set_default_dtype(torch.float64)
         tmp = tempfile.TemporaryDirectory()
